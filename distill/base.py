@@ -1,0 +1,142 @@
+"""The contract every trainer in ``pocketgan.distill`` follows, and its registry.
+
+A :class:`Distiller` owns its networks and optimizers and performs one optimisation
+step per :meth:`Distiller.training_step` call. The generic training loop
+(``pocketgan.distill.trainer``) drives any registered distiller: data, progress,
+TensorBoard, atomic checkpoints and ``--resume``, NaN guards, seeding and DDP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pocketgan.errors import PocketganError
+
+_DISTILLERS: dict[str, type[Distiller]] = {}
+
+
+@dataclass
+class DistillConfig:
+    """Hyper-parameters shared by all methods; ``options`` holds method-specific ones."""
+
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_from: float = 0.5  # fraction of steps after which the lr decays linearly to 0
+    gan_mode: str = "lsgan"  # lsgan | vanilla | hinge
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class NonFiniteLossError(PocketganError):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class Distiller(nn.Module):
+    """Base class. Subclasses build networks and optimizers in ``__init__``.
+
+    ``batch`` is ``{"A": input in [-1, 1], "B": target in [-1, 1]}`` (B may be absent
+    for unpaired or teacher-only data). The student is ``self.student``.
+    """
+
+    name: str = ""
+    needs_teacher: bool = True
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None, config: DistillConfig) -> None:
+        super().__init__()
+        if self.needs_teacher and teacher is None:
+            raise PocketganError(f"{self.name} needs a teacher (--teacher DIR)")
+        self.student = student
+        self.teacher = teacher
+        self.config = config
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.grad_sync: Callable[[nn.Module], None] | None = None  # set by the trainer under DDP
+
+    def make_adam(self, name: str, params: Any) -> torch.optim.Optimizer:
+        """Register an Adam optimizer with the config's lr and betas under ``name``."""
+        cfg = self.config
+        opt = torch.optim.Adam(list(params), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.optimizers[name] = opt
+        return opt
+
+    def step_optimizer(self, name: str, loss: Tensor, modules: list[nn.Module]) -> None:
+        """Zero grads, backprop ``loss``, average grads of ``modules`` across ranks, step ``name``."""
+        check_finite({name: loss})
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_sync is not None:
+            for module in modules:
+                self.grad_sync(module)
+        opt.step()
+
+    def training_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
+        """One optimisation step; returns scalar losses for logging."""
+        raise NotImplementedError
+
+    def trainable_state(self) -> dict[str, Any]:
+        """Everything a checkpoint must hold besides optimizer states (default: all module weights)."""
+        return self.state_dict()
+
+
+def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:
+    """Class decorator registering a :class:`Distiller` under ``name`` (``omgd``, ``kd``, ...)."""
+
+    def wrap(cls: type[Distiller]) -> type[Distiller]:
+        cls.name = name
+        _DISTILLERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def list_distillers() -> list[str]:
+    return sorted(_DISTILLERS)
+
+
+def get_distiller(name: str) -> type[Distiller]:
+    if name not in _DISTILLERS:
+        raise PocketganError(f"unknown method {name!r}; choose from {', '.join(list_distillers())}")
+    return _DISTILLERS[name]
+
+
+def check_finite(losses: dict[str, Tensor | float]) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first NaN/Inf loss."""
+    for key, value in losses.items():
+        v = float(value.detach()) if isinstance(value, Tensor) else float(value)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise NonFiniteLossError(f"loss {key} is {v}; stopping (the last good checkpoint is kept)")
+
+
+class GANLoss(nn.Module):
+    """LSGAN, vanilla (BCE with logits) or hinge objective on a discriminator's logits."""
+
+    def __init__(self, mode: str = "lsgan") -> None:
+        super().__init__()
+        if mode not in ("lsgan", "vanilla", "hinge"):
+            raise PocketganError(f"unknown GAN loss {mode!r}; choose lsgan, vanilla or hinge")
+        self.mode = mode
+
+    def forward(self, logits: Tensor, target_is_real: bool, for_discriminator: bool = True) -> Tensor:
+        if self.mode == "lsgan":
+            target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+            return nn.functional.mse_loss(logits, target)
+        if self.mode == "vanilla":
+            target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+            return nn.functional.binary_cross_entropy_with_logits(logits, target)
+        if not for_discriminator:  # hinge, generator side
+            return -logits.mean()
+        return nn.functional.relu(1 - logits).mean() if target_is_real else nn.functional.relu(1 + logits).mean()
+
+
+def set_requires_grad(modules: nn.Module | list[nn.Module], flag: bool) -> None:
+    for module in modules if isinstance(modules, list) else [modules]:
+        for p in module.parameters():
+            p.requires_grad_(flag)

@@ -1,0 +1,33 @@
+"""Generators and discriminators, their registry, model directories and checkpoint loading."""
+
+from pocketgan.models import patchgan as _patchgan  # noqa: F401  (registers)
+from pocketgan.models import resnet as _resnet  # noqa: F401
+from pocketgan.models import unet as _unet  # noqa: F401
+from pocketgan.models.base import FeatureTap, Generator, capture_features
+from pocketgan.models.io import LoadedModel, build_generator, load_model, save_model
+from pocketgan.models.registry import (
+    create_discriminator,
+    create_generator,
+    list_discriminators,
+    list_generators,
+    parse_reference,
+    register_discriminator,
+    register_generator,
+)
+
+__all__ = [
+    "FeatureTap",
+    "Generator",
+    "LoadedModel",
+    "build_generator",
+    "capture_features",
+    "create_discriminator",
+    "create_generator",
+    "list_discriminators",
+    "list_generators",
+    "load_model",
+    "parse_reference",
+    "register_discriminator",
+    "register_generator",
+    "save_model",
+]

@@ -1,0 +1,112 @@
+"""What every pocketgan generator shares: its spec, I/O constraints and feature taps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from pocketgan.errors import PocketganError
+from pocketgan.manifest import GeneratorSpec, IOSpec
+
+
+@dataclass(frozen=True)
+class FeatureTap:
+    """An intermediate activation distillers can read: module ``name``, its ``channels`` and ``stride``."""
+
+    name: str
+    channels: int
+    stride: int
+
+
+class WidthTable:
+    """Per-layer output widths: the architecture's default unless ``overrides`` names the layer."""
+
+    def __init__(self, overrides: Mapping[str, int] | None) -> None:
+        self.overrides = dict(overrides or {})
+        self.used: set[str] = set()
+
+    def __call__(self, name: str, default: int) -> int:
+        self.used.add(name)
+        return int(self.overrides.get(name, default))
+
+    def check_all_used(self, arch: str) -> None:
+        unknown = sorted(set(self.overrides) - self.used)
+        if unknown:
+            raise PocketganError(f"{arch} has no prunable layer named {', '.join(unknown[:5])}")
+
+
+def conv_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every Conv2d / ConvTranspose2d with its qualified name."""
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            yield name, module
+
+
+class Generator(nn.Module):
+    """Base class: subclasses set ``arch``, ``config`` and ``io`` and implement ``feature_taps``."""
+
+    arch: str
+    config: dict[str, Any]
+    io: IOSpec
+
+    def feature_taps(self) -> list[FeatureTap]:
+        """Intermediate features for distillation, shallow to deep."""
+        raise NotImplementedError
+
+    def spec(self) -> GeneratorSpec:
+        """The spec that rebuilds this generator, current (possibly pruned) widths included."""
+        from pocketgan.models.registry import create_generator
+
+        widths = {name: _out_channels(m) for name, m in conv_layers(self)}
+        default = {name: _out_channels(m) for name, m in conv_layers(create_generator(self.arch, **self.config))}
+        changed = widths != default
+        return GeneratorSpec(arch=self.arch, config=dict(self.config), widths=widths if changed else None)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise a one-line error when this architecture cannot take an ``height``×``width`` input."""
+        m = self.io.size_multiple
+        if height <= 0 or width <= 0 or height % m or width % m:
+            raise PocketganError(
+                f"{self.arch} needs height and width that are positive multiples of {m}; got {height}x{width}"
+            )
+
+    def example_input(self, height: int = 256, width: int | None = None, batch: int = 1) -> torch.Tensor:
+        width = width or height
+        self.check_input_size(height, width)
+        return torch.zeros(batch, self.io.input_channels, height, width)
+
+
+def _out_channels(module: nn.Module) -> int:
+    return int(module.out_channels)
+
+
+@contextmanager
+def capture_features(model: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of the named submodules during forward passes inside the block."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise PocketganError(f"no module named {', '.join(missing)} in {type(model).__name__}")
+    store: dict[str, torch.Tensor] = {}
+    handles = [
+        modules[n].register_forward_hook(lambda _m, _i, out, n=n: store.__setitem__(n, out)) for n in names
+    ]
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``instance`` (affine=False, as pix2pix/CycleGAN ResNets) or ``batch``."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise PocketganError(f"unknown norm {kind!r}; choose instance or batch")

@@ -1,0 +1,9 @@
+"""`pocketgan export` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `export` verb to `app`."""

@@ -1,0 +1,9 @@
+"""`pocketgan run` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `run` verb to `app`."""

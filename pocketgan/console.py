@@ -1,0 +1,25 @@
+"""Shared terminal output: one rich console for tables and progress, stderr for errors."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print ``error: message`` on one line to stderr and return ``code`` (for ``sys.exit``)."""
+    line = " ".join(str(message).split()) or "failed"
+    print(f"error: {line}", file=sys.stderr)
+    return code
+
+
+def format_count(n: float, unit: str = "") -> str:
+    """``49681530880`` → ``49.68 G``; keeps three significant decimals for small values."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()

@@ -49,13 +49,23 @@ class Distiller(nn.Module):
     name: str = ""
     needs_teacher: bool = True
 
-    def __init__(self, student: nn.Module, teacher: nn.Module | None, config: DistillConfig) -> None:
+    needs_perceptual: bool = False  # True: the CLI resolves --perceptual and passes ``perceptual=``
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        config: DistillConfig,
+        *,
+        perceptual: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         if self.needs_teacher and teacher is None:
             raise PocketganError(f"{self.name} needs a teacher (--teacher DIR)")
         self.student = student
         self.teacher = teacher
         self.config = config
+        self.perceptual = perceptual
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.grad_sync: Callable[[nn.Module], None] | None = None  # set by the trainer under DDP
 
@@ -97,11 +107,24 @@ def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]
     return wrap
 
 
+BUILTIN_METHOD_MODULES = ("pix2pix", "kd", "gan_compression", "omgd")
+
+
+def load_builtin_distillers() -> None:
+    """Import the built-in method modules so they register themselves."""
+    import importlib
+
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(f"pocketgan.distill.{module}")
+
+
 def list_distillers() -> list[str]:
+    load_builtin_distillers()
     return sorted(_DISTILLERS)
 
 
 def get_distiller(name: str) -> type[Distiller]:
+    load_builtin_distillers()
     if name not in _DISTILLERS:
         raise PocketganError(f"unknown method {name!r}; choose from {', '.join(list_distillers())}")
     return _DISTILLERS[name]

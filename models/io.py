@@ -153,7 +153,10 @@ def save_model(
     provenance: dict[str, Any] | None = None,
     profile: Profile | None = None,
 ) -> ModelManifest:
-    """Write ``out_dir`` atomically as a model directory (safetensors + manifest)."""
+    """Write ``out_dir`` as a model directory (safetensors + manifest), each file atomically.
+
+    Other files in ``out_dir`` (training checkpoints, logs) are left alone.
+    """
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -163,14 +166,17 @@ def save_model(
         **(provenance or {}),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(out_dir, directory=True) as tmp:
-        save_file(state, str(tmp / MODEL_WEIGHTS), metadata={"arch": model.arch})
-        manifest = ModelManifest(
-            spec=model.spec(),
-            io=model.io,
-            provenance=provenance,
-            profile=profile,
-            weights_sha256=sha256_file(tmp / MODEL_WEIGHTS),
-        )
-        manifest.save(tmp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Weights first, manifest last: a directory with a model.json always has matching weights.
+    (out_dir / MODEL_JSON).unlink(missing_ok=True)
+    with atomic_path(out_dir / MODEL_WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"arch": model.arch})
+    manifest = ModelManifest(
+        spec=model.spec(),
+        io=model.io,
+        provenance=provenance,
+        profile=profile,
+        weights_sha256=sha256_file(out_dir / MODEL_WEIGHTS),
+    )
+    manifest.save(out_dir)
     return manifest

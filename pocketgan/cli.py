@@ -7,13 +7,11 @@ heavy libraries (torch, onnx, ...) are imported inside the verbs, so ``--help`` 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import typer
 
-from pocketgan.console import fail
-from pocketgan.errors import PocketganError
+from pocketgan.errors import run_app
 
 VERBS = ["profile", "prune", "export", "bench", "data", "teacher", "distill", "eval", "run"]
 
@@ -36,20 +34,8 @@ for _verb in VERBS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a verb; turn user errors into one line on stderr and a non-zero exit code."""
-    try:
-        app(args=argv, prog_name="pocketgan")  # standalone: usage errors print usage and exit 2
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else fail(str(exc.code), 1))
-    except PocketganError as exc:
-        return fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return fail("interrupted", 130)
-    except Exception as exc:  # anything unexpected: one line unless debugging
-        if os.environ.get("POCKETGAN_DEBUG"):
-            raise
-        return fail(f"{type(exc).__name__}: {exc} (set POCKETGAN_DEBUG=1 for the traceback)", 1)
-    return 0
+    """Entry point: run a verb; user errors become one ``error:`` line on stderr and a non-zero exit code."""
+    return run_app(app, argv, "pocketgan")
 
 
 if __name__ == "__main__":

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from rich.console import Console
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-
-def fail(message: str, code: int = 2) -> int:
-    """Print ``error: message`` on one line to stderr and return ``code`` (for ``sys.exit``)."""
-    line = " ".join(str(message).split()) or "failed"
-    print(f"error: {line}", file=sys.stderr)
-    return code
 
 
 def format_count(n: float, unit: str = "") -> str:

@@ -33,3 +33,33 @@ def require(module: str, extra: str, purpose: str = ""):
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependencyError(module.split(".")[0], extra, purpose) from None
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print ``error: message`` on one line to stderr and return ``code``."""
+    import sys
+
+    print(f"error: {' '.join(str(message).split()) or 'failed'}", file=sys.stderr)
+    return code
+
+
+def run_app(app, argv: list[str] | None, prog_name: str) -> int:
+    """Run a typer app; user errors become one ``error:`` line and an exit code, never a traceback.
+
+    Usage errors print typer's usage and exit 2; ``POCKETGAN_DEBUG=1`` re-raises unexpected errors.
+    """
+    import os
+
+    try:
+        app(args=argv, prog_name=prog_name)  # standalone mode: usage errors raise SystemExit(2)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else fail(str(exc.code), 1))
+    except PocketganError as exc:
+        return fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except Exception as exc:  # anything unexpected: one line unless debugging
+        if os.environ.get("POCKETGAN_DEBUG"):
+            raise
+        return fail(f"{type(exc).__name__}: {exc} (set POCKETGAN_DEBUG=1 for the traceback)", 1)
+    return 0

@@ -1,0 +1,148 @@
+"""The run report: ``results.json``, ``report.md``, an image grid and a Pareto plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketgan.console import format_count
+from pocketgan.manifest import atomic_path, write_json_atomic
+
+COLUMNS = [
+    ("model", "model"),
+    ("method", "method"),
+    ("MACs", "macs"),
+    ("params", "params"),
+    ("compression", "compression"),
+    ("ORT p50 ms", "latency_p50_ms"),
+    ("ORT p90 ms", "latency_p90_ms"),
+    ("FPS", "fps"),
+    ("PSNR (GT)", "psnr"),
+    ("SSIM (GT)", "ssim"),
+    ("PSNR (teacher)", "psnr_teacher"),
+    ("FID", "fid"),
+    ("KID ×1e3", "kid"),
+]
+
+
+def format_cell(key: str, value: Any) -> str:
+    """Human formatting for one results-table cell."""
+    if value is None:
+        return "–"
+    if key in ("macs", "params"):
+        return format_count(value)
+    if key == "compression":
+        return f"{value * 100:.1f}% ({1 / max(1 - value, 1e-9):.1f}×)"
+    if key == "kid":
+        return f"{value * 1e3:.2f}"
+    if key in ("latency_p50_ms", "latency_p90_ms", "fps", "psnr", "psnr_teacher", "fid"):
+        return f"{value:.2f}" if value != float("inf") else "∞"
+    if key == "ssim":
+        return f"{value:.3f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The results table in Markdown."""
+    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(format_cell(key, row.get(key)) for _, key in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def save_image_grid(path: Path, columns: dict[str, list[np.ndarray]]) -> Path:
+    """Save a grid: one column per entry of ``columns`` (title → uint8 HWC RGB images), one row per sample."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = list(columns)
+    n_rows = min(len(v) for v in columns.values())
+    fig, axes = plt.subplots(n_rows, len(titles), figsize=(1.6 * len(titles), 1.6 * n_rows), squeeze=False)
+    for c, title in enumerate(titles):
+        for r in range(n_rows):
+            ax = axes[r][c]
+            ax.imshow(columns[title][r], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=7)
+    fig.tight_layout(pad=0.3)
+    _save_figure(fig, path)
+    return path
+
+
+def save_pareto_plot(path: Path, rows: list[dict[str, Any]], quality_key: str, quality_label: str) -> Path:
+    """Quality against ORT latency and against MACs, one point per model, labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (x_key, x_label) in zip(axes, (("latency_p50_ms", "ORT latency p50 (ms)"), ("macs", "MACs (fvcore)"))):
+        points = [(r[x_key], r[quality_key], r["model"]) for r in rows if r.get(x_key) and r.get(quality_key) is not None]
+        for x, y, label in points:
+            ax.scatter([x], [y], s=30)
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(quality_label)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"{quality_label} vs cost (lower-left is better)" if "FID" in quality_label else quality_label)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return path
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
+    """``results.json``: the recipe, every model's figures, host and timings."""
+    return write_json_atomic(out_dir / "results.json", results)
+
+
+def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], notes: list[str]) -> Path:
+    """``report.md`` with the table, the figures, notes and the commands that reproduce the run."""
+    rows = results["models"]
+    feature = results.get("feature_network", "?")
+    host = results.get("host", {})
+    parts = [
+        f"# pocketgan run: {results['recipe']['name']}",
+        "",
+        f"Dataset `{results.get('dataset', '?')}` at {results['recipe']['size']}×{results['recipe']['size']} px; "
+        f"MACs counted by fvcore at 1×3×{results['recipe']['size']}×{results['recipe']['size']} "
+        "(1 fused multiply-add = 1 MAC; ConvTranspose over input positions). "
+        f"Latency: onnxruntime {host.get('onnxruntime', '')} on {host.get('cpu', 'this host')}, "
+        f"batch {results['recipe']['bench']['batch']}, {results['recipe']['bench']['threads']} threads. "
+        f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers); "
+        "PSNR/SSIM against the ground truth (GT) and the teacher.",
+        "",
+        markdown_table(rows),
+        "",
+        "![samples](grid.png)",
+        "",
+        "![pareto](pareto.png)",
+        "",
+    ]
+    if notes:
+        parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    parts += ["## Reproduce", "", "```bash"] + commands + ["```", ""]
+    path = out_dir / "report.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts))
+    return path
+
+
+def load_results(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "results.json").read_text())

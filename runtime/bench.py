@@ -1,0 +1,199 @@
+"""The benchmark engine: timed warm-up, then interleaved timed iterations, then statistics.
+
+Several runners are measured *interleaved* (round robin, one iteration each in turn) so that
+frequency scaling, thermal throttling and background load hit all of them alike and their
+ratios stay fair. A run lasts at least ``iterations`` iterations per runner AND at least
+``duration_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pocketgan.errors import PocketganError
+from pocketgan.runtime.host import host_info, peak_rss_mb
+from pocketgan.runtime.runner import Runner
+from pocketgan.runtime.stats import HIGH_CV, LatencyStats
+
+#: ``progress(fraction_done)`` is called after every round of the timed phase.
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How long and on what input to measure."""
+
+    batch: int = 1
+    size: tuple[int, int] | None = None
+    warmup_ms: float = 500.0
+    iterations: int = 50
+    duration_s: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise PocketganError(f"--batch must be >= 1, got {self.batch}")
+        if self.iterations < 1:
+            raise PocketganError(f"--iterations must be >= 1, got {self.iterations}")
+        if self.duration_s < 0 or self.warmup_ms < 0:
+            raise PocketganError("--duration and --warmup-ms must be >= 0")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise PocketganError(f"--size needs two positive integers H W, got {self.size}")
+
+
+@dataclass
+class BenchResult:
+    """One runner's measurement; :meth:`to_dict` is the JSON record (raw samples included)."""
+
+    artifact: str
+    backend: str
+    providers: list[str]
+    input_shape: list[int]
+    batch: int
+    threads: int | None
+    warmup_iterations: int
+    warmup_ms: float
+    elapsed_s: float
+    latency: LatencyStats
+    samples_ms: list[float]
+    peak_rss_mb: float | None
+    versions: dict[str, str] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        """Images per second (``batch / mean latency``)."""
+        return self.latency.throughput(self.batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": self.artifact,
+            "backend": self.backend,
+            "providers": self.providers,
+            "input_shape": self.input_shape,
+            "batch": self.batch,
+            "threads": self.threads,
+            "iterations": self.latency.count,
+            "warmup_iterations": self.warmup_iterations,
+            "warmup_ms": self.warmup_ms,
+            "elapsed_s": self.elapsed_s,
+            "latency_ms": self.latency.to_dict(),
+            "throughput_ips": self.throughput,
+            "peak_rss_mb": self.peak_rss_mb,
+            "versions": self.versions,
+            "host": self.host,
+            "warnings": self.warnings,
+            "samples_ms": self.samples_ms,
+        }
+
+
+def make_input(runner: Runner, settings: BenchSettings) -> np.ndarray:
+    """A reproducible random batch in the runner's value range, shaped for ``settings``."""
+    shape = runner.concrete_input_shape(settings.batch, settings.size)
+    low, high = runner.io.value_range
+    rng = np.random.default_rng(settings.seed)
+    return rng.uniform(low, high, size=shape).astype(np.float32)
+
+
+def benchmark(
+    runners: Sequence[Runner],
+    settings: BenchSettings,
+    progress: ProgressCallback | None = None,
+) -> list[BenchResult]:
+    """Measure ``runners`` interleaved and return one :class:`BenchResult` each, in the same order."""
+    if not runners:
+        raise PocketganError("nothing to benchmark")
+    inputs = [make_input(r, settings) for r in runners]  # validate every shape before any timing
+    warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
+    samples, elapsed = _timed_rounds(runners, inputs, settings, progress)
+    rss = peak_rss_mb()
+    host = host_info()
+    return [
+        _result(runner, batch, settings, warmups, elapsed, timed, rss, host)
+        for runner, batch, warmups, timed in zip(runners, inputs, warmup_counts, samples, strict=True)
+    ]
+
+
+def _warm_up(runners: Sequence[Runner], inputs: Sequence[np.ndarray], warmup_ms: float) -> list[int]:
+    """Round robin until every runner has run for ``warmup_ms`` (and at least once); returns iteration counts."""
+    spent_ns = [0] * len(runners)
+    counts = [0] * len(runners)
+    budget_ns = warmup_ms * 1e6
+    while True:
+        pending = [i for i in range(len(runners)) if counts[i] == 0 or spent_ns[i] < budget_ns]
+        if not pending:
+            return counts
+        for i in pending:
+            spent_ns[i] += _time_once(runners[i], inputs[i])
+            counts[i] += 1
+
+
+def _timed_rounds(
+    runners: Sequence[Runner],
+    inputs: Sequence[np.ndarray],
+    settings: BenchSettings,
+    progress: ProgressCallback | None,
+) -> tuple[list[list[float]], float]:
+    """Round robin, one timed iteration per runner per round, until both minimums are met."""
+    samples: list[list[float]] = [[] for _ in runners]
+    start = time.perf_counter()
+    rounds = 0
+    while True:
+        for i, runner in enumerate(runners):
+            samples[i].append(_time_once(runner, inputs[i]) / 1e6)
+        rounds += 1
+        elapsed = time.perf_counter() - start
+        done = min(rounds / settings.iterations, elapsed / settings.duration_s if settings.duration_s else 1.0)
+        if progress is not None:
+            progress(min(done, 1.0))
+        if done >= 1.0:
+            return samples, elapsed
+
+
+def _time_once(runner: Runner, batch: np.ndarray) -> int:
+    """Nanoseconds for one ``runner.run(batch)`` (the output is materialized by the backend)."""
+    start = time.perf_counter_ns()
+    runner.run(batch)
+    return time.perf_counter_ns() - start
+
+
+def _result(
+    runner: Runner,
+    batch: np.ndarray,
+    settings: BenchSettings,
+    warmup_iterations: int,
+    elapsed: float,
+    samples: list[float],
+    rss: float | None,
+    host: dict[str, Any],
+) -> BenchResult:
+    latency = LatencyStats.from_samples(samples)
+    warnings = list(runner.info.warnings)
+    if latency.noisy:
+        warnings.append(
+            f"{runner.name}: latency varies a lot (CV {latency.cv:.0%} > {HIGH_CV:.0%}); "
+            "close other programs, pin --threads, or raise --duration"
+        )
+    return BenchResult(
+        artifact=runner.name,
+        backend=runner.backend,
+        providers=runner.providers,
+        input_shape=list(batch.shape),
+        batch=settings.batch,
+        threads=runner.info.threads,
+        warmup_iterations=warmup_iterations,
+        warmup_ms=settings.warmup_ms,
+        elapsed_s=elapsed,
+        latency=latency,
+        samples_ms=samples,
+        peak_rss_mb=rss,
+        versions=dict(runner.info.versions),
+        host=host,
+        warnings=warnings,
+    )

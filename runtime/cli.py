@@ -1,0 +1,182 @@
+"""``pocketgan-bench``: benchmark exported artifacts with ONNX Runtime, no torch needed.
+
+The options are defined once here; ``pocketgan bench`` registers the same command
+(:func:`add_bench_command`) after adding its ``torch`` backend. (No ``from __future__ import
+annotations``: typer reads the command's annotations, which close over local variables.)
+"""
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from pocketgan.errors import PocketganError, run_app
+from pocketgan.runtime.registry import list_backends
+
+if TYPE_CHECKING:
+    from pocketgan.runtime.bench import BenchResult
+
+ArtifactsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="ARTIFACT",
+        help="Artifacts to benchmark (ONNX files or export directories; model directories or "
+        "architecture references for --backend torch). Several run interleaved.",
+        show_default=False,
+    ),
+]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="Intra-op threads (default: the backend's choice).")
+]
+BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per run (needs a dynamic batch unless 1).")]
+SizeOpt = Annotated[
+    Optional[tuple[int, int]],
+    typer.Option(
+        "--size", metavar="H W", help="Input height and width (required when the artifact's size is dynamic)."
+    ),
+]
+WarmupOpt = Annotated[float, typer.Option("--warmup-ms", min=0, help="Untimed warm-up per artifact, in milliseconds.")]
+IterationsOpt = Annotated[int, typer.Option("--iterations", min=1, help="Timed iterations per artifact, at least.")]
+DurationOpt = Annotated[float, typer.Option("--duration", min=0, help="Timed seconds, at least.")]
+JsonOpt = Annotated[
+    Optional[Path], typer.Option("--json", metavar="PATH", help="Write the results (raw samples included) as JSON.")
+]
+
+
+def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Sequence[str] | None = None) -> None:
+    """Register the benchmark command on ``app`` for ``backends`` (default: all registered).
+
+    ``--backend`` is hidden when only one backend is offered.
+    """
+    offered = list(backends or list_backends())
+
+    @app.command(name=name)
+    def bench(
+        artifacts: ArtifactsArg,
+        backend: Annotated[
+            Optional[list[str]],
+            typer.Option(
+                "--backend",
+                help=f"Runtime backend ({', '.join(offered)}; default ort): once for all ARTIFACTs, "
+                "or once per ARTIFACT in order to compare backends interleaved.",
+                hidden=len(offered) < 2,
+                show_default=False,
+            ),
+        ] = None,
+        threads: ThreadsOpt = None,
+        batch: BatchOpt = 1,
+        size: SizeOpt = None,
+        warmup_ms: WarmupOpt = 500.0,
+        iterations: IterationsOpt = 50,
+        duration: DurationOpt = 5.0,
+        json_path: JsonOpt = None,
+    ) -> None:
+        """Measure latency and throughput: warm up, then time iterations round robin across ARTIFACTs."""
+        run_bench(
+            artifacts,
+            backends=pair_backends(artifacts, backend or ["ort"], offered),
+            threads=threads,
+            batch=batch,
+            size=size,
+            warmup_ms=warmup_ms,
+            iterations=iterations,
+            duration=duration,
+            json_path=json_path,
+        )
+
+
+def pair_backends(artifacts: Sequence[str], requested: Sequence[str], offered: Sequence[str]) -> list[str]:
+    """One backend per artifact: a single ``--backend`` applies to all, else one each in order."""
+    unknown = [b for b in requested if b not in offered]
+    if unknown:
+        raise PocketganError(f"unknown backend {unknown[0]!r}; choose from {', '.join(offered)}")
+    if len(requested) == 1:
+        return list(requested) * len(artifacts)
+    if len(requested) != len(artifacts):
+        raise PocketganError(f"give --backend once, or once per artifact ({len(artifacts)}); got {len(requested)}")
+    return list(requested)
+
+
+def run_bench(
+    artifacts: Sequence[str],
+    *,
+    backends: Sequence[str] | None = None,
+    threads: int | None = None,
+    batch: int = 1,
+    size: tuple[int, int] | None = None,
+    warmup_ms: float = 500.0,
+    iterations: int = 50,
+    duration: float = 5.0,
+    json_path: str | os.PathLike[str] | None = None,
+) -> list["BenchResult"]:
+    """Load every artifact (``backends[i]``, default ort), benchmark them interleaved, print a table, write JSON."""
+    from pocketgan.runtime.bench import BenchSettings, benchmark
+    from pocketgan.runtime.registry import load
+    from pocketgan.runtime.report import print_results, write_results_json
+
+    settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration)
+    if json_path is not None and Path(json_path).is_dir():
+        raise PocketganError(f"--json {json_path} is a directory; give a file name")
+    backends = list(backends or ["ort"] * len(artifacts))
+    runners = [load(a, backend=b, threads=threads) for a, b in zip(artifacts, backends, strict=True)]
+    console, err_console = Console(highlight=False), Console(stderr=True, highlight=False)
+    with _progress_bar(err_console, len(runners)) as advance:
+        results = benchmark(runners, settings, progress=advance)
+    print_results(results, console, err_console)
+    if json_path is not None:
+        written = write_results_json(results, json_path)
+        console.print(f"wrote {written}", soft_wrap=True, markup=False)
+    return results
+
+
+@contextmanager
+def _progress_bar(console: Console, count: int) -> Iterator[Callable[[float], None]]:
+    """A transient rich progress bar (terminals only); the yielded ``advance(fraction)`` tracks the timed phase.
+
+    It redraws only from ``advance`` (called between timed iterations, at most 5 times a second):
+    no refresh thread competes with the measured work.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(f"[bold]bench {count} artifact(s)"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    live = console.is_terminal  # no bar (and no stray blank lines) in logs and pipes
+    progress = Progress(
+        *columns, TimeElapsedColumn(), console=console, transient=True, auto_refresh=False, disable=not live
+    )
+    task = progress.add_task("timed", total=1.0)
+    last_draw = 0.0
+
+    def advance(fraction: float) -> None:
+        nonlocal last_draw
+        now = time.monotonic()
+        if now - last_draw >= 0.2 or fraction >= 1.0:
+            progress.update(task, completed=fraction, refresh=True)
+            last_draw = now
+
+    with progress:
+        yield advance
+
+
+app = typer.Typer(
+    name="pocketgan-bench",
+    help="Benchmark exported generators with ONNX Runtime (no torch needed).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+add_bench_command(app, name=None, backends=["ort"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pocketgan-bench``: user errors become one ``error:`` line and exit code 2."""
+    return run_app(app, argv, "pocketgan-bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""``Runner``: one loaded generator behind a backend, with its tensor signature and pixel conventions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pocketgan.errors import PocketganError
+from pocketgan.manifest import ArtifactManifest, IOSpec, TensorInfo
+from pocketgan.runtime import pixels
+
+
+@dataclass
+class RunnerInfo:
+    """What a backend knows about a loaded model, beyond how to run it."""
+
+    name: str
+    backend: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    providers: list[str]
+    io: IOSpec = field(default_factory=IOSpec)
+    manifest: ArtifactManifest | None = None
+    threads: int | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Runner(ABC):
+    """A generator ready to run: ``run(NCHW float32) -> NCHW float32`` and ``translate(uint8 image)``.
+
+    Subclasses implement :meth:`run`; everything else derives from :attr:`info`.
+    """
+
+    def __init__(self, info: RunnerInfo) -> None:
+        if len(info.inputs) != 1 or not info.outputs:
+            raise PocketganError(
+                f"{info.name}: expected a generator with one input and an output, "
+                f"got {len(info.inputs)} inputs and {len(info.outputs)} outputs"
+            )
+        self.info = info
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one NCHW float32 batch and return the first output as float32 NCHW."""
+
+    # -- signature ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def backend(self) -> str:
+        return self.info.backend
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers (or devices) the backend actually uses."""
+        return list(self.info.providers)
+
+    @property
+    def input_name(self) -> str:
+        return self.info.inputs[0].name
+
+    @property
+    def input_shape(self) -> list[int | str]:
+        """Input shape; dynamic dims are strings (``"batch"``, ``"height"``)."""
+        return list(self.info.inputs[0].shape)
+
+    @property
+    def output_name(self) -> str:
+        return self.info.outputs[0].name
+
+    @property
+    def output_shape(self) -> list[int | str]:
+        return list(self.info.outputs[0].shape)
+
+    @property
+    def io(self) -> IOSpec:
+        return self.info.io
+
+    def concrete_input_shape(self, batch: int = 1, size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+        """The NCHW shape to feed: static dims kept, ``batch``/``size`` fill the dynamic ones.
+
+        Raises a one-line error when ``size`` is needed but missing, or conflicts with a static shape.
+        """
+        shape = self.input_shape
+        if len(shape) != 4:
+            raise PocketganError(f"{self.name}: expected an NCHW input, got shape {shape}")
+        n, c, h, w = shape
+        if isinstance(n, int) and n != batch:
+            raise PocketganError(
+                f"{self.name} has a fixed batch of {n}; --batch {batch} needs an artifact exported with a dynamic batch"
+            )
+        channels = c if isinstance(c, int) else self.io.input_channels
+        if isinstance(h, int) and isinstance(w, int):
+            if size is not None and tuple(size) != (h, w):
+                raise PocketganError(
+                    f"{self.name} takes a fixed {h}x{w} input; --size {size[0]} {size[1]} does not fit"
+                )
+            return batch, channels, h, w
+        if size is None:
+            raise PocketganError(f"{self.name} has a dynamic input size {shape}; pass --size H W")
+        height, width = int(size[0]), int(size[1])
+        multiple = self.io.size_multiple
+        for static, given in ((h, height), (w, width)):
+            if isinstance(static, int) and static != given:
+                raise PocketganError(f"{self.name} input shape {shape} does not fit --size {height} {width}")
+        if height < 1 or width < 1 or height % multiple or width % multiple:
+            raise PocketganError(
+                f"{self.name} needs a height and width that are positive multiples of {multiple}; got {height}x{width}"
+            )
+        return batch, channels, height, width
+
+    # -- images ------------------------------------------------------------------------------
+    def translate(self, image: np.ndarray) -> np.ndarray:
+        """Translate one uint8 ``H×W×C`` RGB image and return a uint8 RGB image of the same height and width.
+
+        The image is resized to the artifact's fixed size (or to the nearest accepted size when the
+        size is dynamic), scaled into the sidecar's value range, run, scaled back and resized back.
+        """
+        image = pixels.check_image(image, self.io.input_channels)
+        height, width = image.shape[:2]
+        n, _, h, w = self.input_shape
+        if not (isinstance(h, int) and isinstance(w, int)):
+            h, w = pixels.fit_size(height, width, self.io.size_multiple)
+        batch = pixels.to_tensor(pixels.resize(image, h, w), self.io)
+        if isinstance(n, int) and n > 1:
+            batch = np.repeat(batch, n, axis=0)
+        out = pixels.to_image(self.run(batch)[0], self.io)
+        return pixels.resize(out, height, width)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, providers={self.providers}, input={self.input_shape})"

@@ -49,9 +49,16 @@ def run_app(app, argv: list[str] | None, prog_name: str) -> int:
     Usage errors print typer's usage and exit 2; ``POCKETGAN_DEBUG=1`` re-raises unexpected errors.
     """
     import os
+    import sys
+    import warnings
+
+    def show_warning(message, *_args, **_kwargs) -> None:
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
     try:
-        app(args=argv, prog_name=prog_name)  # standalone mode: usage errors raise SystemExit(2)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            app(args=argv, prog_name=prog_name)  # standalone mode: usage errors raise SystemExit(2)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else fail(str(exc.code), 1))
     except PocketganError as exc:

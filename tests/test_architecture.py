@@ -54,3 +54,17 @@ def test_installed_package_maps_the_stage_folders():
 
     assert Path(pocketgan.models.__file__).parent == ROOT / "models"
     assert Path(pocketgan.distill.__file__).parent == ROOT / "distill"
+
+
+def test_every_package_folder_is_listed_for_setuptools():
+    """A non-editable install ships exactly the listed packages: a new sub-package must be added."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping, listed = tool["package-dir"], set(tool["packages"])
+    found = set()
+    for top, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((top, *rel)))
+    assert found == listed

@@ -1,3 +1,3 @@
 from pocketgan.cli import main
 
-main()
+raise SystemExit(main())

@@ -1,9 +1,74 @@
-"""`pocketgan teacher` (placeholder until implemented)."""
+"""`pocketgan teacher`: train (or import) a pix2pix teacher generator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from pocketgan.commands.distill import (
+    Augment,
+    Batch,
+    CheckpointEvery,
+    Device,
+    Direction,
+    Epochs,
+    Lr,
+    Options,
+    Out,
+    Resume,
+    Seed,
+    ShowProgress,
+    Size,
+    Steps,
+    report,
+    settings_from,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the `teacher` verb to `app`."""
+
+    @app.command()
+    def teacher(
+        out: Out,
+        data: Annotated[
+            Optional[Path], typer.Option("--data", help="Dataset folder (not needed with --steps 0).")
+        ] = None,
+        arch: Annotated[
+            str,
+            typer.Option("--arch", help="Architecture (e.g. resnet9:ngf=64), a model directory, or a .pth file."),
+        ] = "resnet9:ngf=64",
+        init_arch: Annotated[
+            Optional[str], typer.Option("--init-arch", help="Architecture of a .pth/.safetensors given as --arch.")
+        ] = None,
+        steps: Steps = None,
+        epochs: Epochs = None,
+        batch_size: Batch = 4,
+        lr: Lr = 2e-4,
+        gan_mode: Annotated[str, typer.Option("--gan-mode", help="lsgan or vanilla.")] = "lsgan",
+        size: Size = None,
+        seed: Seed = 0,
+        resume: Resume = True,
+        checkpoint_every: CheckpointEvery = 250,
+        device: Device = "auto",
+        direction: Direction = "AtoB",
+        augment: Augment = True,
+        options: Options = None,
+        progress: ShowProgress = True,
+    ) -> None:
+        """Train a pix2pix teacher: PatchGAN + L1×100, Adam 2e-4 β1 0.5, linear LR decay.
+
+        --arch may name a model directory or an official checkpoint (latest_net_G.pth,
+        with --init-arch resnet9:ngf=64): training then starts from those weights, and
+        with --steps 0 the checkpoint is only imported into OUT as a model directory.
+        Options: ndf (64), n_layers (3), lambda_l1 (100). Re-running resumes.
+        """
+        from pocketgan.distill.trainer import train_teacher
+        from pocketgan.errors import PocketganError
+
+        if gan_mode not in ("lsgan", "vanilla"):
+            raise PocketganError(f"--gan-mode {gan_mode}: expected lsgan or vanilla")
+        settings = settings_from(locals())
+        report(train_teacher(data, out, arch=arch, init_arch=init_arch, settings=settings))

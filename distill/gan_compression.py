@@ -1,0 +1,120 @@
+"""GAN Compression (Li et al., CVPR 2020) as a baseline: distil a frozen, pretrained teacher.
+
+The student trains against a conditional PatchGAN with (mit-han-lab/gan-compression,
+``distillers/base_resnet_distiller.py`` and ``resnet_distiller.py``):
+
+- a GAN loss (``gan_mode``, hinge by default) weighted ``lambda_gan`` (1);
+- a reconstruction L1 weighted ``lambda_recon`` (100, the pix2pix setting) to the ground
+  truth B (``recon_target=real``, default) or to the teacher's output (``recon_target=teacher``);
+- feature distillation: MSE between the teacher's intermediate features and the student's,
+  each mapped by a learned 1×1 conv, at the paired feature taps (``lambda_distill`` 1).
+  For ResNets the taps are GAN Compression's ``model.9/12/15/18``; students of another
+  width, depth or family are paired by stride (:func:`pocketgan.distill.losses.pair_feature_taps`).
+
+Adam (``DistillConfig.lr`` 2e-4, β1 0.5) for the student with its adapters and for the
+discriminator. Options (``DistillConfig.options``): ``gan_mode``, ``lambda_gan``,
+``lambda_recon``, ``lambda_distill``, ``recon_target``, ``ndf`` (64), ``n_layers_d`` (3).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from pocketgan.distill.base import DistillConfig, Distiller, GANLoss, register_distiller, set_requires_grad
+from pocketgan.distill.common import (
+    MethodOptions,
+    as_floats,
+    conditional_discriminator,
+    frozen,
+    generator_taps,
+    require_choice,
+    require_non_negative,
+    require_target,
+)
+from pocketgan.distill.losses import FeatureDistillation, adversarial_loss, discriminator_loss, pair_feature_taps
+from pocketgan.errors import PocketganError
+from pocketgan.models import capture_features
+
+
+@dataclass
+class GANCompressionOptions(MethodOptions):
+    """``config.options`` of ``gan-compression`` (defaults: the pix2pix setting of the paper's code)."""
+
+    gan_mode: str = "hinge"
+    lambda_gan: float = 1.0
+    lambda_recon: float = 100.0
+    lambda_distill: float = 1.0
+    recon_target: str = "real"  # real: L1 to the ground truth B; teacher: L1 to the teacher's output
+    ndf: int = 64
+    n_layers_d: int = 3
+
+    def __post_init__(self) -> None:
+        method = "gan-compression"
+        require_choice(method, "recon_target", self.recon_target, ("real", "teacher"))
+        require_non_negative(method, lambda_gan=self.lambda_gan, lambda_recon=self.lambda_recon,
+                             lambda_distill=self.lambda_distill)  # fmt: skip
+        if self.ndf < 1 or self.n_layers_d < 1:
+            raise PocketganError(f"{method}: ndf and n_layers_d must be >= 1")
+
+
+@register_distiller("gan-compression")
+class GANCompressionDistiller(Distiller):
+    """Student vs a PatchGAN + L1 reconstruction + feature distillation from a frozen teacher.
+
+    The teacher is frozen (no gradients) and stays in eval mode even when the distiller
+    is switched to training mode. ``self.distill`` holds the learned 1×1 adapters.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        config: DistillConfig,
+        *,
+        perceptual: nn.Module | None = None,
+    ) -> None:
+        super().__init__(student, teacher, config, perceptual=perceptual)
+        self.options = GANCompressionOptions.from_config(config, self.name)
+        set_requires_grad(self.teacher, False)
+        self.discriminator = conditional_discriminator(self.teacher, self.options.ndf, self.options.n_layers_d)
+        self.distill = FeatureDistillation(
+            pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(student, "student"))
+        )
+        self.gan_loss = GANLoss(self.options.gan_mode)
+        self.make_adam("G", itertools.chain(student.parameters(), self.distill.parameters()))
+        self.make_adam("D", self.discriminator.parameters())
+        self.train()
+
+    def train(self, mode: bool = True) -> GANCompressionDistiller:
+        """Switch the trainable networks' mode; the frozen teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def training_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
+        """One discriminator update, then one update of the student and its adapters."""
+        opts = self.options
+        real_a, real_b = batch["A"], require_target(batch, self.name)
+        with torch.no_grad(), capture_features(self.teacher, self.distill.teacher_taps) as teacher_features:
+            teacher_b = self.teacher(real_a)
+        with capture_features(self.student, self.distill.student_taps) as student_features:
+            fake_b = self.student(real_a)
+
+        loss_d = discriminator_loss(self.discriminator, self.gan_loss, real_a, real_b, fake_b)
+        self.step_optimizer("D", loss_d, [self.discriminator])
+
+        target = real_b if opts.recon_target == "real" else teacher_b
+        with frozen(self.discriminator):
+            losses = {
+                "G_gan": opts.lambda_gan * adversarial_loss(self.discriminator, self.gan_loss, real_a, fake_b),
+                "G_recon": opts.lambda_recon * F.l1_loss(fake_b, target),
+                "G_distill": opts.lambda_distill * self.distill(student_features, teacher_features),
+            }
+            loss_g = sum(losses.values())
+            self.step_optimizer("G", loss_g, [self.student, self.distill])
+        return as_floats({"G": loss_g, **losses, "D": loss_d})

@@ -251,6 +251,10 @@ class atomic_path:
         if exc_type is None:
             if self.directory and self.path.exists():
                 _remove(self.path)
+            if not self.directory:  # mkstemp creates 0600; give the file the usual permissions
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.path)
         else:
             _remove(self.tmp)

@@ -1,0 +1,156 @@
+"""``export_model``: build an artifact with a registered exporter, check it against PyTorch, publish it.
+
+Everything is built in a hidden scratch directory inside the output directory; the artifact
+is renamed into place (then its sidecar written) only after the parity check passed, so a
+failed export leaves no artifact behind and an earlier export in the same place untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pocketgan.errors import PocketganError
+from pocketgan.export.job import DEFAULT_SIZE, BuiltArtifact, ExportJob, ExportOptions
+from pocketgan.export.parity import ParityRule, check_parity, measure_parity
+from pocketgan.export.progress import StepProgress
+from pocketgan.export.registry import Exporter, get_exporter
+from pocketgan.export.samples import SYNTHETIC_GRID_CELLS
+from pocketgan.manifest import ArtifactManifest, Parity, sha256_file, sidecar_path
+from pocketgan.models import Generator, LoadedModel
+
+
+def export_model(
+    loaded: LoadedModel,
+    fmt: str,
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    progress: bool = False,
+) -> ArtifactManifest:
+    """Export ``loaded`` as format ``fmt`` into ``out_dir`` and return the sidecar written beside it.
+
+    Raises :class:`~pocketgan.errors.ParityError` (nothing written) when the artifact disagrees
+    with PyTorch beyond the precision's rule (see :mod:`pocketgan.export.parity`).
+    """
+    options = options or ExportOptions()
+    exporter = get_exporter(fmt)
+    options.validate(exporter)
+    size = resolve_size(loaded.model, options.size)
+    rule = ParityRule.for_precision(options.precision, options.atol, options.min_psnr_db)
+    with (
+        _output_directory(Path(out_dir)) as directory,
+        tempfile.TemporaryDirectory(prefix=".pocketgan-export-", dir=directory) as scratch,
+        StepProgress(progress) as steps,
+    ):
+        job = ExportJob(loaded, options, size, Path(scratch), steps)
+        built = exporter.build(job, Path(scratch) / exporter.artifact)
+        parity = _parity(job, built, rule, f"the {exporter.name} {options.precision} export")
+        sidecar = _sidecar(job, exporter, built, parity, rule)
+        steps.step("writing")
+        _publish(built.path, directory / exporter.artifact, sidecar)
+    return sidecar
+
+
+def resolve_size(model: Generator, size: tuple[int, int] | None) -> tuple[int, int]:
+    """``size`` (height, width), else the model's fixed size, else 256×256; checked against the architecture."""
+    height, width = size or model.io.fixed_size or DEFAULT_SIZE
+    model.check_input_size(int(height), int(width))
+    return int(height), int(width)
+
+
+def artifact_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, or of a directory artifact (``.mlpackage``): its relative paths and contents, sorted."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(sha256_file(item).encode())
+    return digest.hexdigest()
+
+
+def run_on_samples(job: ExportJob, built: BuiltArtifact) -> np.ndarray:
+    """The artifact's outputs on the parity samples: one batch if its batch is dynamic, else one at a time."""
+    assert built.run is not None
+    samples = job.samples.numpy()
+    if job.options.dynamic_batch:
+        job.progress.step(f"parity vs PyTorch (batch of {len(samples)})")
+        return built.run(samples)
+    return np.concatenate([built.run(x[None]) for x in job.progress.track(samples, "parity vs PyTorch")])
+
+
+def _parity(job: ExportJob, built: BuiltArtifact, rule: ParityRule, what: str) -> Parity | None:
+    if built.run is None:
+        return None
+    parity = measure_parity(run_on_samples(job, built), job.reference, job.loaded.manifest.io.value_range, rule)
+    check_parity(parity, rule, what)
+    return parity
+
+
+def _sidecar(
+    job: ExportJob, exporter: Exporter, built: BuiltArtifact, parity: Parity | None, rule: ParityRule
+) -> ArtifactManifest:
+    extra: dict[str, object] = {"input_size": list(job.size)}
+    if parity is None:
+        extra["parity"] = f"not measured on this host: {built.not_run_reason}"
+    else:
+        extra["parity_rule"] = rule.describe()
+        extra["parity_inputs"] = (
+            f"{job.options.samples} synthetic inputs (seed {job.options.seed}; random grids of "
+            f"{list(SYNTHETIC_GRID_CELLS)} cells upsampled bicubically, None = pixel noise) in the input "
+            "value range, against PyTorch fp32 eval outputs"
+        )
+    extra.update(built.extra)
+    return ArtifactManifest(
+        format=exporter.name,
+        file=exporter.artifact,
+        sha256=artifact_sha256(built.path),
+        inputs=job.inputs(),
+        outputs=job.outputs(),
+        io=replace(job.loaded.manifest.io, fixed_size=job.size),
+        precision=job.options.precision,
+        exporter=built.exporter,
+        opset=built.opset,
+        parity=parity,
+        source=job.loaded.manifest.to_dict(),
+        extra=extra,
+    )
+
+
+def _publish(staged: Path, final: Path, sidecar: ArtifactManifest) -> None:
+    """Rename the artifact into place, then write its sidecar (a sidecar always matches its artifact)."""
+    sidecar_path(final).unlink(missing_ok=True)
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)
+    elif staged.is_dir() and final.exists():
+        final.unlink()
+    os.replace(staged, final)
+    sidecar.save(final)
+
+
+@contextmanager
+def _output_directory(out_dir: Path) -> Iterator[Path]:
+    """Create ``out_dir`` if needed; remove it again if it was created and the export failed."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PocketganError(f"{out_dir}: exists and is not a directory")
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PocketganError(f"{out_dir}: cannot create the output directory ({exc.strerror})") from None
+    try:
+        yield out_dir
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise

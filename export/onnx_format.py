@@ -1,0 +1,123 @@
+"""ONNX: the TorchScript-based exporter, onnxslim, one self-contained file; checked with onnxruntime.
+
+The legacy exporter (``torch.onnx.export(..., dynamo=False)``) gives a clean opset-17 graph
+with the weights embedded; the dynamo exporter (torch's default) writes opset 18+ and an
+external ``.onnx.data`` file. fp16 and int8 variants are derived from the simplified fp32 graph
+(:mod:`pocketgan.export.onnx_precision`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pocketgan.errors import PocketganError, require
+from pocketgan.export.failures import first_line, reraise_as_user_error
+from pocketgan.export.job import INPUT_NAME, OUTPUT_NAME, PRECISIONS, BuiltArtifact, ExportJob, Runner
+from pocketgan.export.onnx_precision import quantize_int8, to_fp16
+from pocketgan.export.registry import register_exporter
+
+MAX_SINGLE_FILE_BYTES = 2**31 - 1  # protobuf's limit for a model with embedded weights
+
+
+@register_exporter("onnx", artifact="model.onnx", precisions=PRECISIONS)
+def build_onnx(job: ExportJob, dest: Path) -> BuiltArtifact:
+    """ONNX (one file, weights embedded), fp32/fp16/int8, parity measured with onnxruntime on CPU."""
+    exporter, extra = write_onnx(job, dest)
+    return BuiltArtifact(dest, exporter, onnxruntime_runner(dest), opset=onnx_opset(dest), extra=extra)
+
+
+def write_onnx(
+    job: ExportJob, dest: Path, precision: str | None = None, *, symmetric_int8: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Write ``job``'s model to ``dest`` as simplified single-file ONNX at ``precision``
+    (default ``job.options.precision``).
+
+    Returns the exporter description and facts for the sidecar's ``extra``. ``symmetric_int8``
+    quantizes activations symmetrically to int8 (what TensorRT's explicit quantization needs).
+    """
+    onnxslim = require("onnxslim", "export", "ONNX export")
+    traced = trace_to_onnx(job)
+    job.progress.step("simplifying with onnxslim")
+    model, extra = simplify(traced)
+    exporter = f"torch {torch.__version__} torch.onnx.export(dynamo=False) + onnxslim {onnxslim.__version__}"
+    precision = precision or job.options.precision
+    if precision == "fp16":
+        job.progress.step("converting to fp16")
+        model = to_fp16(model)
+        exporter += " + onnxruntime.transformers.float16 (keep_io_types)"
+        extra["fp16"] = "weights and activations float16; inputs and outputs stay float32"
+    if precision == "int8":
+        extra["int8"] = quantize_int8(model, dest, job, symmetric=symmetric_int8)
+        exporter += " + onnxruntime.quantization.quantize_static (QDQ)"
+    else:
+        save_single_file(model, dest)
+    return exporter, extra
+
+
+def trace_to_onnx(job: ExportJob) -> Any:
+    """Export the model with the TorchScript-based exporter and return the ``onnx.ModelProto``."""
+    onnx = require("onnx", "export", "ONNX export")
+    job.progress.step(f"exporting to ONNX (opset {job.options.opset})")
+    path = job.scratch / "traced.onnx"
+    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if job.options.dynamic_batch else None
+    with reraise_as_user_error(f"ONNX export failed at opset {job.options.opset}"), warnings.catch_warnings(), \
+            torch.no_grad():  # fmt: skip
+        warnings.simplefilter("ignore")  # the exporter's notes on InstanceNorm and shape inference
+        torch.onnx.export(
+            job.model, (job.example(),), str(path), dynamo=False, opset_version=job.options.opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )  # fmt: skip
+    return onnx.load(str(path))
+
+
+def simplify(model: Any) -> tuple[Any, dict[str, Any]]:
+    """Simplify with onnxslim (constant folding, dead code, shape inference) and validate the graph.
+
+    If onnxslim itself fails, the traced graph is kept and the reason recorded.
+    """
+    onnx = require("onnx", "export", "ONNX export")
+    onnxslim = require("onnxslim", "export", "ONNX export")
+    before = len(model.graph.node)
+    extra: dict[str, Any] = {}
+    try:
+        model = onnxslim.slim(model)
+    except Exception as exc:  # keep the exporter's graph: parity still guards correctness
+        extra["onnxslim"] = f"skipped: {first_line(exc)}"
+    with reraise_as_user_error("the exported ONNX graph is invalid"):
+        onnx.checker.check_model(model)
+    extra["onnx_nodes"] = {"exported": before, "simplified": len(model.graph.node)}
+    extra["onnx_ops"] = sorted({node.op_type for node in model.graph.node})
+    return model, extra
+
+
+def save_single_file(model: Any, dest: Path) -> None:
+    """Save ``model`` as one file with its weights embedded (no external ``.onnx.data``)."""
+    onnx = require("onnx", "export", "ONNX export")
+    if model.ByteSize() > MAX_SINGLE_FILE_BYTES:
+        raise PocketganError("the model is over 2 GB, too large for a single-file ONNX")
+    onnx.save_model(model, str(dest), save_as_external_data=False)
+
+
+def onnx_opset(path: Path) -> int:
+    """The default-domain opset a saved ONNX file declares."""
+    onnx = require("onnx", "export", "ONNX export")
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def onnxruntime_runner(path: Path) -> Runner:
+    """A function running the ONNX file at ``path`` with onnxruntime's CPU provider."""
+    ort = require("onnxruntime", "export", "checking ONNX parity")
+    with reraise_as_user_error("onnxruntime cannot load the exported model"):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return run

@@ -117,7 +117,12 @@ class UnetGenerator(Generator):
 
     def feature_taps(self) -> list[FeatureTap]:
         """Decoder outputs (skip-concatenated) of levels 3, 2, 1: deep to shallow strides 8, 4, 2."""
-        return [FeatureTap(name, ch, stride) for name, ch, stride in self._tap_levels]
+        modules = dict(self.named_modules())
+        taps = []
+        for name, _, stride in self._tap_levels:
+            block = modules[name].model  # channels now, not at construction: pruning in place changes them
+            taps.append(FeatureTap(name, block[1].in_channels + block[5].out_channels, stride))
+        return taps
 
 
 def _factory(arch: str, num_downs: int):

@@ -15,11 +15,6 @@ PROGRAMS = ("pocketgan", "pocketgan-bench")
 LATENCY_ORDER = ("min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    torch.set_num_threads(2)
-
-
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_bench_reports_ordered_stats_and_raw_samples(bench, artifacts, program):
     run = bench(program, artifacts.static, *FAST)

@@ -30,7 +30,6 @@ from pocketgan.models import load_model, save_model
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)  # random-weight references are the same on every run
-    torch.set_num_threads(2)
 
 
 SMALL = "resnet9:ngf=4,n_blocks=1"  # where the architecture doesn't matter: the fastest to trace

@@ -18,7 +18,6 @@ from pocketgan.models import load_model
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
 
 
 def psnr_vs_pytorch(path, model, size: tuple[int, int], seed: int = 11) -> float:

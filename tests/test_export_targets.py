@@ -18,7 +18,6 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
 
 
 def test_coreml_writes_an_ml_program_package(cli, tmp_path):

@@ -14,15 +14,6 @@ from pocketgan.errors import PocketganError
 from pocketgan.models import capture_features, create_generator, load_model, save_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks run fastest on one thread, and the 2-core CI machine is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def batch(seed: int = 0, size: int = 32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     a = torch.rand(2, 3, size, size, generator=g) * 2 - 1

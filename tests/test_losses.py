@@ -26,15 +26,6 @@ from pocketgan.models import FeatureTap, create_discriminator, create_generator
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks run fastest on one thread, and the 2-core CI machine is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def images(seed: int, shape=(2, 3, 32, 32)) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 

@@ -16,14 +16,6 @@ from pocketgan.models import create_generator
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks run fastest on one thread, and the 2-core CI machine is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 TINY = {"ndf": 4, "deep_ngf": 4, "deep_blocks": 2}
 
 

@@ -1,9 +1,98 @@
-"""`pocketgan prune` (placeholder until implemented)."""
+"""`pocketgan prune MODEL --out DIR`: structural channel pruning (torch-pruning) to a ratio or a MAC target."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
+
+from pocketgan.commands.profile import ArchOpt, ModelArg, SizeOpt, load_with_shape
+from pocketgan.console import console, err_console, format_count
+from pocketgan.errors import PocketganError
+
+if TYPE_CHECKING:
+    from pocketgan.models.prune import PruneResult
 
 
 def register(app: typer.Typer) -> None:
     """Add the `prune` verb to `app`."""
+
+    @app.command()
+    def prune(
+        model: ModelArg,
+        out: Annotated[Path, typer.Option("--out", help="model directory to write (created or updated)")],
+        ratio: Annotated[
+            Optional[float],  # noqa: UP045  (typer reads the annotation at runtime)
+            typer.Option("--ratio", help="channel pruning ratio in (0, 1): each layer loses this share"),
+        ] = None,
+        target_rate: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--target-rate", help="at least this share fewer MACs, e.g. 0.9 (the ratio is searched)"),
+        ] = None,
+        target_macs: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--target-macs", help="at most this many MACs: 1.2G, 800M or a plain number"),
+        ] = None,
+        importance: Annotated[
+            str, typer.Option("--importance", help="channel ranking: l1, l2, taylor or random")
+        ] = "l1",
+        global_pruning: Annotated[
+            bool, typer.Option("--global", help="rank channels across layers instead of per layer")
+        ] = False,
+        round_to: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--round-to", help="keep every pruned width a multiple of N"),
+        ] = None,
+        size: SizeOpt = "256",
+        arch: ArchOpt = None,
+    ) -> None:
+        """Prune MODEL's channels with torch-pruning and write the result as a model directory."""
+        from pocketgan.models import save_model
+        from pocketgan.models.profile import parse_macs
+        from pocketgan.models.prune import prune_model
+
+        if out.exists() and not out.is_dir():
+            raise PocketganError(f"--out {out}: exists and is not a directory")
+        budget = parse_macs(target_macs) if target_macs is not None else None
+        loaded, shape = load_with_shape(model, arch, size)
+        # A fixed ratio is one quick step (a spinner); a target search shows its own progress bar.
+        with err_console.status("pruning channels") if ratio is not None else nullcontext():
+            result = prune_model(
+                loaded.model,
+                ratio=ratio,
+                target_rate=target_rate,
+                target_macs=budget,
+                importance=importance,
+                global_pruning=global_pruning,
+                round_to=round_to,
+                input_size=shape[2:],
+            )
+        provenance = {"source": model, "parent": loaded.manifest.provenance, **result.provenance()}
+        save_model(result.model, out, provenance=provenance, profile=result.after.to_profile())
+        print_prune_summary(loaded.name, result)
+        console.print(f"wrote {out}")
+
+
+def print_prune_summary(name: str, result: PruneResult) -> None:
+    """Before/after table of MACs and params with the reduction, and how the pruning was done."""
+    from rich.table import Table
+
+    shape = "×".join(str(d) for d in result.before.input_shape)
+    table = Table(title=f"pruning {name} at {shape}", title_justify="left")
+    table.add_column("")
+    for header in ("before", "after", "reduction"):
+        table.add_column(header, justify="right")
+    table.add_row("MACs", format_count(result.macs_before), format_count(result.macs_after), f"{result.rate:.2%}")
+    table.add_row(
+        "params", format_count(result.params_before), format_count(result.params_after), f"{result.param_rate:.2%}"
+    )
+    console.print(table)
+    ratio = f"ratio {result.ratio:.4f}"
+    if result.layer_ratios:
+        ratio += f" ({len(result.layer_ratios)} groups at {max(result.layer_ratios.values()):.4f})"
+    scope = "global ranking" if result.global_pruning else "per layer"
+    rounding = f", widths multiples of {result.round_to}" if result.round_to else ""
+    console.print(f"{ratio}, {result.importance} importance, {scope}{rounding}")
+    console.print(f"MACs by {result.before.counter}: {result.before.convention}", style="dim")

@@ -13,7 +13,7 @@ import yaml
 
 from pocketgan.errors import PocketganError
 
-SECTIONS = ("name", "seed", "size", "data", "teacher", "students", "prune", "export", "bench", "eval")
+SECTIONS = ("name", "seed", "size", "data", "teacher", "features", "students", "prune", "export", "bench", "eval")
 
 
 def default_recipe_text() -> str:

@@ -1,4 +1,8 @@
-"""Distillation: train a compact student from a teacher (and train teachers)."""
+"""Distillation: train a compact student from a teacher (and train teachers).
+
+Main entry points: :func:`train_teacher`, :func:`distill_student` (what the ``teacher`` and
+``distill`` verbs run), the generic :func:`train` loop, and the distiller registry.
+"""
 
 from pocketgan.distill.base import (
     DistillConfig,
@@ -8,5 +12,18 @@ from pocketgan.distill.base import (
     list_distillers,
     register_distiller,
 )
+from pocketgan.distill.trainer import RunSettings, TrainResult, distill_student, train, train_teacher
 
-__all__ = ["DistillConfig", "Distiller", "GANLoss", "get_distiller", "list_distillers", "register_distiller"]
+__all__ = [
+    "DistillConfig",
+    "Distiller",
+    "GANLoss",
+    "RunSettings",
+    "TrainResult",
+    "distill_student",
+    "get_distiller",
+    "list_distillers",
+    "register_distiller",
+    "train",
+    "train_teacher",
+]

@@ -43,6 +43,7 @@ from pocketgan.distill.checkpoint import (
 from pocketgan.distill.distributed import DistributedContext
 from pocketgan.errors import PocketganError
 from pocketgan.manifest import MODEL_JSON
+from pocketgan.models.registry import parse_value
 
 TRAIN_DIR = "train"
 IMAGE_SAMPLES = 4
@@ -522,21 +523,9 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise PocketganError(f"--option {item!r}: expected key=value")
-        parts = [_scalar(p.strip()) for p in value.split(",")]
+        parts = [parse_value(p.strip()) for p in value.split(",")]
         options[key.strip().replace("-", "_")] = parts if len(parts) > 1 else parts[0]
     return options
-
-
-def _scalar(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "yes", "on", "false", "no", "off"):
-        return lowered in ("true", "yes", "on")
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def train_teacher(

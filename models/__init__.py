@@ -5,6 +5,8 @@ from pocketgan.models import resnet as _resnet  # noqa: F401
 from pocketgan.models import unet as _unet  # noqa: F401
 from pocketgan.models.base import FeatureTap, Generator, capture_features
 from pocketgan.models.io import LoadedModel, build_generator, load_model, save_model
+from pocketgan.models.profile import ProfileReport, profile_model
+from pocketgan.models.prune import PruneResult, prune_model
 from pocketgan.models.registry import (
     create_discriminator,
     create_generator,
@@ -19,6 +21,8 @@ __all__ = [
     "FeatureTap",
     "Generator",
     "LoadedModel",
+    "ProfileReport",
+    "PruneResult",
     "build_generator",
     "capture_features",
     "create_discriminator",
@@ -27,7 +31,10 @@ __all__ = [
     "list_generators",
     "load_model",
     "parse_reference",
+    "profile_model",
+    "prune_model",
     "register_discriminator",
     "register_generator",
     "save_model",
 ]
+

@@ -64,7 +64,7 @@ def parse_reference(ref: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise PocketganError(f"bad architecture reference {ref!r}: expected arch:key=value,...")
-        config[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        config[key.strip().replace("-", "_")] = parse_value(value.strip())
     return name.strip(), config
 
 
@@ -73,7 +73,8 @@ def is_reference(ref: str) -> bool:
     return ref.partition(":")[0] in _GENERATORS
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """``"true"`` → True, ``"16"`` → 16, ``"1e-4"`` → 0.0001, anything else stays a string."""
     lowered = text.lower()
     if lowered in ("true", "yes", "on"):
         return True

@@ -13,7 +13,7 @@ import typer
 
 from pocketgan.errors import run_app
 
-VERBS = ["profile", "prune", "export", "bench", "data", "teacher", "distill", "eval", "run"]
+VERBS = ["data", "teacher", "distill", "prune", "profile", "export", "bench", "eval", "run"]
 
 app = typer.Typer(
     name="pocketgan",

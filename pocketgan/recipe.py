@@ -64,7 +64,12 @@ def apply_override(recipe: dict[str, Any], item: str) -> None:
     parts = key.strip().split(".")
     node: Any = recipe
     for i, part in enumerate(parts[:-1]):
-        child = node[int(part)] if isinstance(node, list) and part.isdigit() else node.get(part)
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise PocketganError(f"bad override {item!r}: no list item {part}")
+            child = node[int(part)]
+        else:
+            child = node.get(part)
         if child is None:
             child = {}
             node[part] = child

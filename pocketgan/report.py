@@ -83,6 +83,8 @@ def save_pareto_plot(path: Path, rows: list[dict[str, Any]], quality_key: str, q
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import EngFormatter, NullFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (x_key, x_label) in zip(axes, (("latency_p50_ms", "ORT latency p50 (ms)"), ("macs", "MACs (fvcore)"))):
         points = [(r[x_key], r[quality_key], r["model"]) for r in rows if r.get(x_key) and r.get(quality_key) is not None]
@@ -90,6 +92,8 @@ def save_pareto_plot(path: Path, rows: list[dict[str, Any]], quality_key: str, q
             ax.scatter([x], [y], s=30)
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x_label)
         ax.set_ylabel(quality_label)
         ax.grid(True, which="both", alpha=0.3)

@@ -24,7 +24,7 @@ COLUMNS = [
     ("SSIM (GT)", "ssim"),
     ("PSNR (teacher)", "psnr_teacher"),
     ("FID", "fid"),
-    ("KID ×1e3", "kid"),
+    ("KID", "kid"),
 ]
 
 
@@ -37,7 +37,7 @@ def format_cell(key: str, value: Any) -> str:
     if key == "compression":
         return f"{value * 100:.1f}% ({1 / max(1 - value, 1e-9):.1f}×)"
     if key == "kid":
-        return f"{value * 1e3:.2f}"
+        return f"{value:.3f}"
     if key in ("latency_p50_ms", "latency_p90_ms", "fps", "psnr", "psnr_teacher", "fid"):
         return f"{value:.2f}" if value != float("inf") else "∞"
     if key == "ssim":

@@ -68,6 +68,11 @@ class Distiller(nn.Module):
         self.perceptual = perceptual
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.grad_sync: Callable[[nn.Module], None] | None = None  # set by the trainer under DDP
+        self.setup()
+
+    def setup(self) -> None:
+        """Build the method's extra networks, losses and optimizers (``self.student``, ``self.teacher``,
+        ``self.config`` and ``self.perceptual`` are set)."""
 
     def make_adam(self, name: str, params: Any) -> torch.optim.Optimizer:
         """Register an Adam optimizer with the config's lr and betas under ``name``."""

@@ -22,10 +22,10 @@ import itertools
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-from pocketgan.distill.base import DistillConfig, Distiller, GANLoss, register_distiller, set_requires_grad
+from pocketgan.distill.base import Distiller, GANLoss, register_distiller, set_requires_grad
 from pocketgan.distill.common import (
     MethodOptions,
     as_floats,
@@ -70,23 +70,15 @@ class GANCompressionDistiller(Distiller):
     is switched to training mode. ``self.distill`` holds the learned 1×1 adapters.
     """
 
-    def __init__(
-        self,
-        student: nn.Module,
-        teacher: nn.Module | None,
-        config: DistillConfig,
-        *,
-        perceptual: nn.Module | None = None,
-    ) -> None:
-        super().__init__(student, teacher, config, perceptual=perceptual)
-        self.options = GANCompressionOptions.from_config(config, self.name)
+    def setup(self) -> None:
+        self.options = GANCompressionOptions.from_config(self.config, self.name)
         set_requires_grad(self.teacher, False)
         self.discriminator = conditional_discriminator(self.teacher, self.options.ndf, self.options.n_layers_d)
         self.distill = FeatureDistillation(
-            pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(student, "student"))
+            pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(self.student, "student"))
         )
         self.gan_loss = GANLoss(self.options.gan_mode)
-        self.make_adam("G", itertools.chain(student.parameters(), self.distill.parameters()))
+        self.make_adam("G", itertools.chain(self.student.parameters(), self.distill.parameters()))
         self.make_adam("D", self.discriminator.parameters())
         self.train()
 

@@ -11,25 +11,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pocketgan.distill.base import DistillConfig, Distiller, register_distiller, set_requires_grad
+from pocketgan.distill.base import Distiller, register_distiller, set_requires_grad
 
 
 @register_distiller("kd")
 class OutputKD(Distiller):
     """Trains ``student`` to reproduce a frozen ``teacher``'s outputs under L1."""
 
-    def __init__(
-        self,
-        student: nn.Module,
-        teacher: nn.Module | None,
-        config: DistillConfig,
-        *,
-        perceptual: nn.Module | None = None,
-    ) -> None:
-        super().__init__(student, teacher, config, perceptual=perceptual)
+    def setup(self) -> None:
         set_requires_grad(self.teacher, False)
         self.teacher.eval()
-        self.make_adam("G", student.parameters())
+        self.make_adam("G", self.student.parameters())
 
     def train(self, mode: bool = True) -> OutputKD:
         """Switch the student; the frozen teacher always stays in eval mode."""

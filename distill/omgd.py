@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from pocketgan.distill.base import DistillConfig, Distiller, GANLoss, register_distiller, set_requires_grad
+from pocketgan.distill.base import Distiller, GANLoss, register_distiller, set_requires_grad
 from pocketgan.distill.common import (
     MethodOptions,
     as_floats,
@@ -164,31 +164,23 @@ class OMGDDistiller(Distiller):
 
     needs_perceptual = True
 
-    def __init__(
-        self,
-        student: nn.Module,
-        teacher: nn.Module | None,
-        config: DistillConfig,
-        *,
-        perceptual: nn.Module | None = None,
-    ) -> None:
-        super().__init__(student, teacher, config, perceptual=perceptual)
-        if perceptual is None:
+    def setup(self) -> None:
+        if self.perceptual is None:
             raise PocketganError("omgd needs a perceptual feature network (--perceptual NAME|PATH)")
-        self.options = opts = OMGDOptions.from_config(config, METHOD)
-        set_requires_grad(perceptual, False)
+        self.options = opts = OMGDOptions.from_config(self.config, METHOD)
+        set_requires_grad(self.perceptual, False)
         set_requires_grad(self.teacher, True)  # the wide teacher keeps training online
         self.deep_teacher = build_deep_teacher(self.teacher, opts.deep_ngf, opts.deep_blocks) if opts.use_deep else None
         self.discriminators = SharedTrunkPatchGANs(
             len(self.teachers), self.teacher, ndf=opts.ndf, n_layers=opts.n_layers_d, shared_blocks=opts.d_shared_blocks
         )
         self.channel_distill = ChannelDistillation(
-            pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(student, "student"))
+            pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(self.student, "student"))
         )
         self.gan_loss = GANLoss(opts.gan_mode)
         self.make_adam("D", self.discriminators.parameters())
         self.make_adam("teachers", itertools.chain.from_iterable(t.parameters() for t in self.teachers))
-        self.make_adam("student", itertools.chain(student.parameters(), self.channel_distill.parameters()))
+        self.make_adam("student", itertools.chain(self.student.parameters(), self.channel_distill.parameters()))
         self.train()
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pocketgan.distill.base import DistillConfig, Distiller, GANLoss, register_distiller, set_requires_grad
+from pocketgan.distill.base import Distiller, GANLoss, register_distiller, set_requires_grad
 from pocketgan.distill.common import conditional_discriminator, require_target
 from pocketgan.distill.losses import adversarial_loss
 
@@ -36,22 +36,14 @@ class Pix2PixTrainer(Distiller):
 
     needs_teacher = False
 
-    def __init__(
-        self,
-        student: nn.Module,
-        teacher: nn.Module | None,
-        config: DistillConfig,
-        *,
-        perceptual: nn.Module | None = None,
-    ) -> None:
-        super().__init__(student, teacher, config, perceptual=perceptual)
-        opts = config.options
+    def setup(self) -> None:
+        opts = self.config.options
         self.discriminator = init_pix2pix_weights(
-            conditional_discriminator(student, ndf=int(opts.get("ndf", 64)), n_layers=int(opts.get("n_layers", 3)))
+            conditional_discriminator(self.student, ndf=int(opts.get("ndf", 64)), n_layers=int(opts.get("n_layers", 3)))
         )
-        self.gan_loss = GANLoss(config.gan_mode)
+        self.gan_loss = GANLoss(self.config.gan_mode)
         self.lambda_l1 = float(opts.get("lambda_l1", 100.0))
-        self.make_adam("G", student.parameters())
+        self.make_adam("G", self.student.parameters())
         self.make_adam("D", self.discriminator.parameters())
 
     def training_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:

@@ -71,8 +71,6 @@ class Run:
         )
 
 
-
-
 def run_pipeline(
     recipe: dict[str, Any], out: str | Path, *, recipe_path: str | None = None, overrides: list[str] | None = None
 ) -> Path:

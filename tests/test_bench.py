@@ -9,7 +9,7 @@ import torch
 
 from pocketgan.errors import PocketganError
 
-from test_runtime_artifacts import FAST, SIZE, artifacts, bench  # noqa: F401  (fixtures)
+from conftest import FAST, SIZE
 
 PROGRAMS = ("pocketgan", "pocketgan-bench")
 LATENCY_ORDER = ("min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")

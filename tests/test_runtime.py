@@ -25,7 +25,7 @@ from pocketgan.runtime.ort_backend import choose_providers
 from pocketgan.runtime.runner import Runner, RunnerInfo
 from pocketgan.runtime.stats import LatencyStats
 
-from test_runtime_artifacts import SIZE, artifacts  # noqa: F401  (fixture)
+from conftest import SIZE
 
 RUNTIME_DIR = Path(runtime.__file__).parent
 FAST = BenchSettings(warmup_ms=20, iterations=5, duration_s=0.1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise PocketganError(
+            f"{path}: cannot read weights (not a tensors-only checkpoint: pocketgan loads with "
+            "weights_only=True and never unpickles code)"
+        ) from None
     except Exception as exc:  # corrupt, truncated or not a checkpoint at all
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise PocketganError(f"{path}: cannot read weights ({reason})") from None

@@ -75,11 +75,8 @@ def run_pipeline(
     recipe: dict[str, Any], out: str | Path, *, recipe_path: str | None = None, overrides: list[str] | None = None
 ) -> Path:
     """Run every stage of ``recipe`` into ``out``; returns the path of ``report.md``."""
-    import torch
-
     run = Run(recipe=recipe, out=Path(out), recipe_path=recipe_path, overrides=list(overrides or []))
     run.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(recipe["bench"].get("threads") or torch.get_num_threads()))
     started = time.perf_counter()
     steps: list[tuple[str, Callable[[Run], Any]]] = [
         ("data", stage_data),

@@ -11,7 +11,7 @@ the dataset's domain feature network). The target: the OMGD ngf-16 student's FID
 the teacher's, and better than KD's. Stages are cached, so re-running with more steps only
 retrains what changed.
 
-    python benchmarks/translation.py [--size 64] [--teacher-steps 1500] [--student-steps 600]
+    python benchmarks/translation.py [--data DIR] [--size 64] [--teacher-steps 1500] [--student-steps 600]
                                      [--widths 8,12,16,24,32] [--out benchmarks/results/translation]
 
 Prints the table and writes ``<out>/translation.json`` (the full pipeline report sits beside it).
@@ -46,7 +46,8 @@ def build_overrides(args: argparse.Namespace) -> list[str]:
         student.update(steps=args.student_steps, batch=args.batch)
         if student["method"] == "omgd":
             student["options"] = omgd_options
-    return [
+    data = [f"data.path={args.data}"] if args.data else []
+    return data + [
         f"size={args.size}",
         f"data.count={args.count}",
         f"teacher.arch={args.teacher}",
@@ -80,6 +81,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--data", type=Path, default=None, help="an existing dataset folder (e.g. edges2shoes)")
     parser.add_argument("--count", type=int, default=600, help="training pairs to build")
     parser.add_argument("--teacher", default="resnet9:ngf=64")
     parser.add_argument("--teacher-steps", type=int, default=1500)

@@ -20,14 +20,6 @@ TINY_TEACHER = "resnet9:ngf=4,n_blocks=1"
 TINY_STUDENT = "mobile-resnet:ngf=4,n_blocks=1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def mean_l1(model, x, target) -> float:
     with torch.no_grad():
         return (model(x) - target).abs().mean().item()

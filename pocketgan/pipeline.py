@@ -249,10 +249,11 @@ def stage_profile(run: Run) -> None:
 
     teacher_macs = None
     for name, info in run.models.items():
-        report = profile_model(load_model(info["dir"]).model, (1, 3, run.size, run.size))
+        info["out_dir"] = copy_model_dir(info["dir"], run.out / "models" / name)
+        info["loaded"] = load_model(info["out_dir"])  # loaded once; export, eval and the grid reuse it
+        report = profile_model(info["loaded"].model, (1, 3, run.size, run.size))
         teacher_macs = teacher_macs or report.macs
         info.update(macs=report.macs, params=report.params, compression=1 - report.macs / teacher_macs)
-        info["out_dir"] = copy_model_dir(info["dir"], run.out / "models" / name)
         console.print(f"{name:<22} {format_count(report.macs)}MACs  {format_count(report.params)} params  "
                       f"-{info['compression'] * 100:.1f}% MACs")  # fmt: skip
 
@@ -269,12 +270,11 @@ def stage_export(run: Run) -> None:
     """ONNX export of every model with a parity check against PyTorch."""
     from pocketgan.export.api import export_model
     from pocketgan.export.job import ExportOptions
-    from pocketgan.models import load_model
 
     section = run.recipe["export"]
     for name, info in run.models.items():
         options = ExportOptions(size=(run.size, run.size), opset=int(section.get("opset", 17)))
-        sidecar = export_model(load_model(info["out_dir"]), section.get("format", "onnx"),
+        sidecar = export_model(info["loaded"], section.get("format", "onnx"),
                                run.out / "onnx" / name, options)  # fmt: skip
         info["artifact"] = run.out / "onnx" / name / sidecar.file
         info["parity_max_abs"] = sidecar.parity.max_abs if sidecar.parity else None
@@ -308,16 +308,15 @@ def stage_eval(run: Run) -> None:
     from pocketgan.distill.data import open_dataset
     from pocketgan.distill.features import load_feature_network
     from pocketgan.distill.metrics import evaluate
-    from pocketgan.models import load_model
 
     section = run.recipe["eval"]
     feature = load_feature_network(run.feature_ref, data=run.data_dir)
     dataset = open_dataset(run.data_dir, split=section.get("split", "val"), size=run.size,
                            direction=run.recipe["data"].get("direction", "AtoB"))  # fmt: skip
-    teacher = load_model(run.models["teacher"]["out_dir"]).model
+    teacher = run.models["teacher"]["loaded"].model
     run.feature_network = feature.name
     for name, info in run.models.items():
-        model = load_model(info["out_dir"]).model
+        model = info["loaded"].model
         report = evaluate(model, dataset, feature=feature, teacher=None if name == "teacher" else teacher,
                           batch_size=int(section.get("batch", 16)), model_name=name)  # fmt: skip
         info.update(report.row())
@@ -331,7 +330,7 @@ def stage_report(run: Run) -> None:
 
     rows = []
     for name, info in run.models.items():
-        row = {"model": name, **{k: v for k, v in info.items() if k not in ("dir", "out_dir", "artifact", "eval")}}
+        row = {"model": name, **{k: v for k, v in info.items() if k not in ("dir", "out_dir", "artifact", "eval", "loaded")}}
         row.update(dir=str(info["out_dir"]), artifact=str(info["artifact"]))
         rows.append(row)
     results = {
@@ -361,7 +360,6 @@ def save_grid(run: Run, samples: int = 6) -> None:
     import torch
 
     from pocketgan import report
-    from pocketgan.models import load_model
 
     dataset = run.eval_dataset
     items = [dataset[i] for i in range(min(samples, len(dataset)))]
@@ -374,7 +372,7 @@ def save_grid(run: Run, samples: int = 6) -> None:
     columns = {"input": to_uint8(inputs), "ground truth": to_uint8(torch.stack([i["B"] for i in items]))}
     with torch.inference_mode():
         for name, info in run.models.items():
-            columns[name] = to_uint8(load_model(info["out_dir"]).model(inputs))
+            columns[name] = to_uint8(info["loaded"].model(inputs))
     report.save_image_grid(run.out / "grid.png", columns)
 
 

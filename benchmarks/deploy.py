@@ -26,7 +26,7 @@ from pocketgan import __version__
 from pocketgan.console import console, format_count
 from pocketgan.export.api import export_model
 from pocketgan.export.job import ExportOptions
-from pocketgan.manifest import write_json_atomic
+from pocketgan.core.fsio import write_json_atomic
 from pocketgan.models import load_model, save_model
 from pocketgan.models.profile import profile_model
 from pocketgan.models.prune import prune_model

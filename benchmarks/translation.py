@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketgan.console import console
-from pocketgan.manifest import write_json_atomic
+from pocketgan.core.fsio import write_json_atomic
 from pocketgan.pipeline import run_pipeline
 from pocketgan.recipe import load_recipe
 

@@ -15,9 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.registry import Registry
 
-_DISTILLERS: dict[str, type[Distiller]] = {}
+BUILTIN_METHOD_MODULES = ("pix2pix", "kd", "gan_compression", "omgd")
+
+#: Training methods (teachers and distillers); plugins: entry-point group ``pocketgan.distillers``.
+DISTILLERS: Registry[type[Distiller]] = Registry(
+    "method", group="pocketgan.distillers", builtin_modules=[f"pocketgan.distill.{m}" for m in BUILTIN_METHOD_MODULES]
+)
 
 
 @dataclass
@@ -106,33 +112,19 @@ def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]
 
     def wrap(cls: type[Distiller]) -> type[Distiller]:
         cls.name = name
-        _DISTILLERS[name] = cls
-        return cls
+        return DISTILLERS.register(name, cls)
 
     return wrap
 
 
-BUILTIN_METHOD_MODULES = ("pix2pix", "kd", "gan_compression", "omgd")
-
-
-def load_builtin_distillers() -> None:
-    """Import the built-in method modules so they register themselves."""
-    import importlib
-
-    for module in BUILTIN_METHOD_MODULES:
-        importlib.import_module(f"pocketgan.distill.{module}")
-
-
 def list_distillers() -> list[str]:
-    load_builtin_distillers()
-    return sorted(_DISTILLERS)
+    """Method names accepted by :func:`get_distiller` (``--method``)."""
+    return DISTILLERS.names()
 
 
 def get_distiller(name: str) -> type[Distiller]:
-    load_builtin_distillers()
-    if name not in _DISTILLERS:
-        raise PocketganError(f"unknown method {name!r}; choose from {', '.join(list_distillers())}")
-    return _DISTILLERS[name]
+    """The :class:`Distiller` class registered as ``name``, or a one-line error listing the methods."""
+    return DISTILLERS.get(name)
 
 
 def check_finite(losses: dict[str, Tensor | float]) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import atomic_path
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.fsio import atomic_path
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from torch import Tensor, nn
 
 from pocketgan.distill.base import DistillConfig, set_requires_grad
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import create_discriminator
 
 _Options = TypeVar("_Options", bound="MethodOptions")

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 T = TypeVar("T")
 

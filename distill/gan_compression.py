@@ -37,7 +37,7 @@ from pocketgan.distill.common import (
     require_target,
 )
 from pocketgan.distill.losses import FeatureDistillation, adversarial_loss, discriminator_loss, pair_feature_taps
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import capture_features
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from pocketgan.distill.base import GANLoss
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import FeatureTap
 
 # ---------------------------------------------------------------- image and perceptual terms

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pocketgan.distill.features import FeatureNetwork, feature_distance
 from pocketgan.distill.features.progress import TaskBar
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 SSIM_MIN_SIZE = 11  # the Gaussian window
 

@@ -58,7 +58,7 @@ from pocketgan.distill.losses import (
     multi_granularity_loss,
     pair_feature_taps,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import capture_features, create_generator
 
 METHOD = "omgd"

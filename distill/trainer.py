@@ -41,9 +41,9 @@ from pocketgan.distill.checkpoint import (
     seed_everything,
 )
 from pocketgan.distill.distributed import DistributedContext
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import MODEL_JSON
-from pocketgan.models.registry import parse_value
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import MODEL_JSON
+from pocketgan.core.options import parse_key_values
 
 TRAIN_DIR = "train"
 IMAGE_SAMPLES = 4
@@ -138,7 +138,7 @@ class TrainingMonitor:
         self.progress = None
         if not enabled:
             return
-        from pocketgan.errors import require
+        from pocketgan.core.optional import require
 
         tensorboard = require("torch.utils.tensorboard", "train", "TensorBoard logs")
         self.writer = tensorboard.SummaryWriter(str(log_dir), purge_step=start + 1 if start else None)
@@ -514,18 +514,8 @@ class RunSettings:
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["lambda_cd=100", "agd_weights=10,1e4,10,1e-5", "use_deep=false"]`` → a typed dict.
-
-    Commas make lists; ``-`` in keys becomes ``_``.
-    """
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise PocketganError(f"--option {item!r}: expected key=value")
-        parts = [parse_value(p.strip()) for p in value.split(",")]
-        options[key.strip().replace("-", "_")] = parts if len(parts) > 1 else parts[0]
-    return options
+    """``--option key=value`` items as a typed dict (see :func:`pocketgan.core.options.parse_key_values`)."""
+    return parse_key_values(items)
 
 
 def train_teacher(

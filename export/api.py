@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.export.job import DEFAULT_SIZE, BuiltArtifact, ExportJob, ExportOptions
 from pocketgan.export.parity import ParityRule, check_parity, measure_parity
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.registry import Exporter, get_exporter
 from pocketgan.export.samples import SYNTHETIC_GRID_CELLS
-from pocketgan.manifest import ArtifactManifest, Parity, sha256_file, sidecar_path
+from pocketgan.core.contract import ArtifactManifest, Parity, sidecar_path
+from pocketgan.core.fsio import sha256_file
 from pocketgan.models import Generator, LoadedModel
 
 
@@ -38,7 +39,7 @@ def export_model(
 ) -> ArtifactManifest:
     """Export ``loaded`` as format ``fmt`` into ``out_dir`` and return the sidecar written beside it.
 
-    Raises :class:`~pocketgan.errors.ParityError` (nothing written) when the artifact disagrees
+    Raises :class:`~pocketgan.core.errors.ParityError` (nothing written) when the artifact disagrees
     with PyTorch beyond the precision's rule (see :mod:`pocketgan.export.parity`).
     """
     options = options or ExportOptions()

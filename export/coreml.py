@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketgan.errors import require
+from pocketgan.core.optional import require
 from pocketgan.export.failures import reraise_as_user_error
 from pocketgan.export.job import INPUT_NAME, OUTPUT_NAME, BuiltArtifact, ExportJob, Runner
 from pocketgan.export.registry import register_exporter

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 
 def first_line(exc: BaseException) -> str:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.samples import read_calibration_images, synthetic_inputs
-from pocketgan.manifest import TensorInfo
+from pocketgan.core.contract import TensorInfo
 from pocketgan.models import LoadedModel
 
 if TYPE_CHECKING:

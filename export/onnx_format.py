@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketgan.errors import PocketganError, require
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
 from pocketgan.export.failures import first_line, reraise_as_user_error
 from pocketgan.export.job import INPUT_NAME, OUTPUT_NAME, PRECISIONS, BuiltArtifact, ExportJob, Runner
 from pocketgan.export.onnx_precision import quantize_int8, to_fp16

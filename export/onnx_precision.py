@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.errors import require
+from pocketgan.core.optional import require
 from pocketgan.export.failures import reraise_as_user_error
 from pocketgan.export.job import INPUT_NAME, ExportJob
 

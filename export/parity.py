@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from pocketgan.errors import ParityError
-from pocketgan.manifest import Parity
+from pocketgan.core.errors import ParityError
+from pocketgan.core.contract import Parity
 
 DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2}
 DEFAULT_MIN_PSNR_DB = {"fp16": 50.0, "int8": 25.0}

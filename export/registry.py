@@ -7,13 +7,12 @@ does the rest (parity against PyTorch, sidecar, atomic publish), the same for ev
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.registry import Registry
 
 if TYPE_CHECKING:
     from pocketgan.export.job import BuiltArtifact, ExportJob
@@ -22,7 +21,11 @@ Builder = Callable[["ExportJob", Path], "BuiltArtifact"]
 
 BUILTIN_EXPORTER_MODULES = ("onnx_format", "coreml", "tensorrt")
 
-_EXPORTERS: dict[str, Exporter] = {}
+
+#: Every artifact format; plugins: entry-point group ``pocketgan.exporters`` (an :class:`Exporter`).
+EXPORTERS: Registry[Exporter] = Registry(
+    "export format", group="pocketgan.exporters", builtin_modules=[f"pocketgan.export.{m}" for m in BUILTIN_EXPORTER_MODULES]
+)
 
 
 @dataclass(frozen=True)
@@ -45,27 +48,17 @@ def register_exporter(
     """
 
     def wrap(build: Builder) -> Builder:
-        _EXPORTERS[name] = Exporter(name, artifact, tuple(precisions), build)
+        EXPORTERS.register(name, Exporter(name, artifact, tuple(precisions), build))
         return build
 
     return wrap
 
 
-def load_builtin_exporters() -> None:
-    """Import the built-in format modules so they register themselves."""
-    for module in BUILTIN_EXPORTER_MODULES:
-        importlib.import_module(f"pocketgan.export.{module}")
-
-
 def list_exporters() -> list[str]:
     """Format names accepted by :func:`get_exporter` and ``pocketgan export --format``."""
-    load_builtin_exporters()
-    return sorted(_EXPORTERS)
+    return EXPORTERS.names()
 
 
 def get_exporter(name: str) -> Exporter:
     """The exporter registered as ``name``, or a one-line error listing the known formats."""
-    load_builtin_exporters()
-    if name not in _EXPORTERS:
-        raise PocketganError(f"unknown export format {name!r}; choose from {', '.join(list_exporters())}")
-    return _EXPORTERS[name]
+    return EXPORTERS.get(name)

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pocketgan.errors import PocketganError, require
-from pocketgan.manifest import IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
+from pocketgan.core.contract import IOSpec
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 # Detail of successive synthetic inputs: random values on a grid of this many cells across the

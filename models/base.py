@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import GeneratorSpec, IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import GeneratorSpec, IOSpec
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,9 @@ from typing import Any
 import torch
 
 from pocketgan import __version__
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import (
-    MODEL_JSON,
-    MODEL_WEIGHTS,
-    GeneratorSpec,
-    ModelManifest,
-    Profile,
-    atomic_path,
-    sha256_file,
-)
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import GeneratorSpec, MODEL_JSON, MODEL_WEIGHTS, ModelManifest, Profile
+from pocketgan.core.fsio import atomic_path, sha256_file
 from pocketgan.models.base import Generator
 from pocketgan.models.registry import create_generator, is_reference, parse_reference
 

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketgan.errors import PocketganError, require
-from pocketgan.manifest import Profile
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
+from pocketgan.core.contract import Profile
 
 COUNTER = "fvcore"
 CONVENTION = (
@@ -52,7 +53,7 @@ class ProfileReport:
         return [(name, self.module_types.get(name, ""), macs) for name, macs in ranked]
 
     def to_profile(self) -> Profile:
-        """The manifest's :class:`~pocketgan.manifest.Profile` (what ``model.json`` stores)."""
+        """The manifest's :class:`~pocketgan.core.contract.Profile` (what ``model.json`` stores)."""
         return Profile(
             macs=self.macs,
             params=self.params,

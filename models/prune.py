@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketgan.errors import PocketganError, require
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
 from pocketgan.models.base import Generator, conv_layers
 from pocketgan.models.io import build_generator, load_state_dict_checked
 from pocketgan.models.profile import DEFAULT_SIZE, ProfileReport, model_device, profile_model

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import IOSpec
 from pocketgan.models.base import FeatureTap, Generator, WidthTable, norm_layer
 from pocketgan.models.registry import register_generator
 

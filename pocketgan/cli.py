@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from pocketgan.errors import run_app
+from pocketgan.core.cli import run_app
 
 VERBS = ["data", "teacher", "distill", "prune", "profile", "export", "bench", "eval", "run"]
 

@@ -1,18 +1,10 @@
-"""Shared terminal output: one rich console for tables and progress, stderr for errors."""
+"""The application's terminal output: one rich console for tables, stderr for errors, the progress renderer."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from pocketgan.runtime.console import RichProgress, console, err_console, make_console
 
-
-def _console(stderr: bool = False) -> Console:
-    """Terminals keep their width; logs and pipes get 160 columns so tables don't wrap."""
-    probe = Console(stderr=stderr)
-    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 160)
-
-
-console = _console()
-err_console = _console(stderr=True)
+__all__ = ["RichProgress", "console", "err_console", "format_count", "make_console"]
 
 
 def format_count(n: float, unit: str = "") -> str:

@@ -23,8 +23,9 @@ import yaml
 
 from pocketgan import __version__
 from pocketgan.console import console, format_count
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import MODEL_JSON, MODEL_WEIGHTS, atomic_path
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import MODEL_JSON, MODEL_WEIGHTS
+from pocketgan.core.fsio import atomic_path
 from pocketgan.recipe import fingerprint
 
 

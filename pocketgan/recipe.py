@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 SECTIONS = ("name", "seed", "size", "data", "teacher", "features", "students", "prune", "export", "bench", "eval")
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.console import format_count
-from pocketgan.manifest import atomic_path, write_json_atomic
+from pocketgan.core.fsio import atomic_path, write_json_atomic
 
 COLUMNS = [
     ("model", "model"),

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.errors import PocketganError, require
-from pocketgan.manifest import TensorInfo
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
+from pocketgan.core.contract import TensorInfo
 from pocketgan.runtime.registry import register_backend
 from pocketgan.runtime.runner import Runner, RunnerInfo
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.runtime.host import host_info, peak_rss_mb
 from pocketgan.runtime.runner import Runner
 from pocketgan.runtime.stats import HIGH_CV, LatencyStats

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 
-from pocketgan.errors import PocketganError, run_app
+from pocketgan.core.cli import run_app
+from pocketgan.core.errors import PocketganError
 from pocketgan.runtime.registry import list_backends
 
 if TYPE_CHECKING:

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.errors import PocketganError, require
-from pocketgan.manifest import ArtifactManifest, IOSpec, TensorInfo, sha256_file
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
+from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
+from pocketgan.core.fsio import sha256_file
 from pocketgan.runtime.registry import register_backend
 from pocketgan.runtime.runner import Runner, RunnerInfo
 

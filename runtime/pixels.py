@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import IOSpec
 
 
 def check_image(image: np.ndarray, channels: int) -> np.ndarray:

@@ -8,41 +8,37 @@ module (:func:`register_backend_module`) so that it is imported only when first 
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.registry import Registry
 
 if TYPE_CHECKING:
     from pocketgan.runtime.runner import Runner
 
 BackendFactory = Callable[..., "Runner"]
 
-_BACKENDS: dict[str, BackendFactory] = {}
-#: Backends known by the module that registers them, imported on first use so listing stays cheap.
-_MODULES: dict[str, str] = {"ort": "pocketgan.runtime.ort_backend"}
+#: Runtime backends ``fn(artifact, *, threads, providers) -> Runner``; plugins: entry-point group
+#: ``pocketgan.backends``. Built-in ones are announced by module and imported on first use.
+BACKENDS: Registry[BackendFactory] = Registry("backend", group="pocketgan.backends")
+BACKENDS.announce("ort", "pocketgan.runtime.ort_backend")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
     """Decorator: register ``fn(artifact, *, threads=None, providers=None) -> Runner`` under ``name``."""
-
-    def wrap(fn: BackendFactory) -> BackendFactory:
-        _BACKENDS[name] = fn
-        return fn
-
-    return wrap
+    return BACKENDS.register(name)
 
 
 def register_backend_module(name: str, module: str) -> None:
     """Announce backend ``name``, registered by importing ``module`` the first time it is loaded."""
-    _MODULES[name] = module
+    BACKENDS.announce(name, module)
 
 
 def list_backends() -> list[str]:
     """Names accepted by :func:`load`."""
-    return sorted(set(_BACKENDS) | set(_MODULES))
+    return BACKENDS.names()
 
 
 def load(
@@ -56,10 +52,7 @@ def load(
     ``threads`` sets the intra-op thread count (``None``: the library's default);
     ``providers`` overrides the backend's automatic choice of execution providers.
     """
-    if backend not in _BACKENDS and backend in _MODULES:
-        importlib.import_module(_MODULES[backend])  # registers itself
-    if backend not in _BACKENDS:
-        raise PocketganError(f"unknown backend {backend!r}; choose from {', '.join(list_backends())}")
+    factory = BACKENDS.get(backend)
     if threads is not None and threads < 1:
         raise PocketganError(f"threads must be >= 1, got {threads}")
-    return _BACKENDS[backend](artifact, threads=threads, providers=list(providers) if providers else None)
+    return factory(artifact, threads=threads, providers=list(providers) if providers else None)

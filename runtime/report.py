@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pocketgan.manifest import write_json_atomic
+from pocketgan.core.fsio import write_json_atomic
 from pocketgan.runtime.bench import BenchResult
 
 _PROVIDER_SUFFIX = "ExecutionProvider"

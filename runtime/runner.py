@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import ArtifactManifest, IOSpec, TensorInfo
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
 from pocketgan.runtime import pixels
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 #: Coefficient of variation above which a result is flagged as noisy.
 HIGH_CV = 0.10

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pocketgan.manifest import ArtifactManifest, TensorInfo, sha256_file
+from pocketgan.core.contract import ArtifactManifest, TensorInfo
+from pocketgan.core.fsio import sha256_file
 from pocketgan.models import create_generator
 
 os.environ.setdefault("COLUMNS", "160")  # rich tables: don't wrap in captured output

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 from conftest import FAST, SIZE
 

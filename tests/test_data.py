@@ -19,7 +19,7 @@ from pocketgan.distill.data import (
     open_dataset,
     read_rgb,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 TINY = ["--size", "32", "--count", "8", "--val-count", "4", "--no-progress"]
 

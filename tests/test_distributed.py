@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from pocketgan.distill.distributed import DistributedContext, resolve_device
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import ModelManifest
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import ModelManifest
 
 TESTS = Path(__file__).parent
 

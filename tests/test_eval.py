@@ -19,7 +19,7 @@ from pocketgan.distill.metrics import (
     psnr_per_image,
     ssim_per_image,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 SIZE = 32
 TINY = DomainConfig(widths=(8, 16, 32, 64), crop=32, steps=30, batch_size=16, seed=0)

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pocketgan.errors import ParityError, PocketganError
+from pocketgan.core.errors import ParityError, PocketganError
 from pocketgan.export import (
     BuiltArtifact,
     ExportOptions,
@@ -23,7 +23,8 @@ from pocketgan.export import (
 from pocketgan.export import registry
 from pocketgan.export.onnx_format import build_onnx, onnxruntime_runner
 from pocketgan.export.samples import read_calibration_images, synthetic_inputs
-from pocketgan.manifest import ArtifactManifest, IOSpec, sha256_file
+from pocketgan.core.contract import ArtifactManifest, IOSpec
+from pocketgan.core.fsio import sha256_file
 from pocketgan.models import load_model, save_model
 
 
@@ -209,7 +210,8 @@ def test_failed_parity_in_a_new_directory_leaves_nothing(cli, tmp_path):
 
 def test_a_tampered_artifact_fails_parity_and_is_not_published(tmp_path, monkeypatch):
     """A plug-in exporter whose file differs from the model (a shifted output bias) is caught."""
-    monkeypatch.setattr(registry, "_EXPORTERS", dict(registry._EXPORTERS))  # undo the registration afterwards
+    registry.EXPORTERS.names()  # load the built-ins, then undo this test's registration afterwards
+    monkeypatch.setattr(registry.EXPORTERS, "_entries", dict(registry.EXPORTERS._entries))
 
     @register_exporter("onnx-tampered", artifact="model.onnx")
     def build_tampered(job, dest) -> BuiltArtifact:

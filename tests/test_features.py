@@ -20,7 +20,7 @@ from pocketgan.distill.features import (
     load_feature_network,
     train_domain_network,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 TINY = DomainConfig(widths=(8, 16, 32, 64), crop=32, steps=40, batch_size=16, seed=0)
 

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from pocketgan.distill.base import DistillConfig, get_distiller
 from pocketgan.distill.gan_compression import GANCompressionDistiller
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import capture_features, create_generator, load_model, save_model
 
 

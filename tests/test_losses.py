@@ -21,7 +21,7 @@ from pocketgan.distill.losses import (
     style_loss,
     total_variation,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import FeatureTap, create_discriminator, create_generator
 
 

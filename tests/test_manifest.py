@@ -6,18 +6,9 @@ import json
 
 import pytest
 
-from pocketgan.errors import ManifestError
-from pocketgan.manifest import (
-    FORMAT_VERSION,
-    ArtifactManifest,
-    GeneratorSpec,
-    ModelManifest,
-    Parity,
-    Profile,
-    TensorInfo,
-    atomic_path,
-    sidecar_path,
-)
+from pocketgan.core.errors import ManifestError
+from pocketgan.core.contract import ArtifactManifest, FORMAT_VERSION, GeneratorSpec, ModelManifest, Parity, Profile, sidecar_path, TensorInfo
+from pocketgan.core.fsio import atomic_path
 
 
 def test_model_manifest_round_trips_through_json(tmp_path):

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pocketgan.errors import ManifestError, PocketganError
-from pocketgan.manifest import GeneratorSpec
+from pocketgan.core.errors import ManifestError, PocketganError
+from pocketgan.core.contract import GeneratorSpec
 from pocketgan.models import (
     build_generator,
     capture_features,

@@ -11,7 +11,7 @@ from torch import nn
 
 from pocketgan.distill.base import DistillConfig, get_distiller
 from pocketgan.distill.omgd import OMGDDistiller, TeacherSignals
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.models import create_generator
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 from pocketgan.recipe import load_recipe
 
 TINY = [

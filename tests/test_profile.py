@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import Profile
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import Profile
 from pocketgan.models import create_generator, save_model
 from pocketgan.models.profile import parse_macs, parse_size, profile_model
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from pocketgan.manifest import ModelManifest
+from pocketgan.core.contract import ModelManifest
 from pocketgan.models import Generator, create_generator, load_model, parse_reference, save_model
 from pocketgan.models.profile import profile_model
 from pocketgan.models.prune import ChannelPruner, prune_model, rebuild_pruned

@@ -12,8 +12,8 @@ from test_trainer import PairDataset, make_kd, make_pix2pix, run
 from pocketgan.distill.base import DistillConfig, get_distiller
 from pocketgan.distill.checkpoint import load_checkpoint
 from pocketgan.distill.pix2pix import init_pix2pix_weights
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import ModelManifest
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import ModelManifest
 from pocketgan.models import create_generator, load_model
 
 TINY_TEACHER = "resnet9:ngf=4,n_blocks=1"

@@ -17,8 +17,8 @@ from pocketgan.distill.base import DistillConfig, get_distiller
 from pocketgan.distill.checkpoint import load_checkpoint, seed_everything
 from pocketgan.distill.distributed import DistributedContext
 from pocketgan.distill.trainer import BatchDrawer, TrainResult, linear_decay, make_schedulers, parse_options, train
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import ModelManifest
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import ModelManifest
 from pocketgan.models import create_generator, load_model
 
 SIZE = 32

@@ -19,8 +19,9 @@ import numpy as np
 
 from pocketgan.distill.data.images import encode_png
 from pocketgan.distill.data.layouts import ALIGNED, DATASET_JSON, dataset_fingerprint
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import atomic_path, write_json_atomic
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.fsio import atomic_path, write_json_atomic
+from pocketgan.core.registry import Registry
 
 DATASET_FORMAT_VERSION = 1
 Pair = tuple[str, np.ndarray, np.ndarray]
@@ -36,14 +37,17 @@ class DatasetBuilder:
     build: Callable[..., Path]
 
 
-_BUILDERS: dict[str, DatasetBuilder] = {}
+#: Embedded dataset builders; plugins: entry-point group ``pocketgan.datasets`` (a :class:`DatasetBuilder`).
+BUILDERS: Registry[DatasetBuilder] = Registry(
+    "dataset builder", group="pocketgan.datasets", builtin_modules=("pocketgan.distill.data.edges2photos",)
+)
 
 
 def register_builder(name: str, summary: str) -> Callable[[Callable[..., Path]], Callable[..., Path]]:
     """Decorator: register ``build(out, *, size, count, val_count, seed, progress, **options)`` as ``name``."""
 
     def decorate(build: Callable[..., Path]) -> Callable[..., Path]:
-        _BUILDERS[name] = DatasetBuilder(name, summary, build)
+        BUILDERS.register(name, DatasetBuilder(name, summary, build))
         return build
 
     return decorate
@@ -51,25 +55,17 @@ def register_builder(name: str, summary: str) -> Callable[[Callable[..., Path]],
 
 def list_builders() -> dict[str, str]:
     """``{name: summary}`` of the registered builders."""
-    _load_builtin_builders()
-    return {name: builder.summary for name, builder in sorted(_BUILDERS.items())}
+    return {name: builder.summary for name, builder in BUILDERS.items()}
 
 
 def get_builder(name: str) -> DatasetBuilder:
     """The builder called ``name``; a one-line error listing the known ones otherwise."""
-    _load_builtin_builders()
-    if name not in _BUILDERS:
-        raise PocketganError(f"unknown dataset builder {name!r} (known: {', '.join(sorted(_BUILDERS))})")
-    return _BUILDERS[name]
+    return BUILDERS.get(name)
 
 
 def build_dataset(name: str, out: str | os.PathLike[str], **options: Any) -> Path:
     """Run builder ``name`` into ``out`` (options as the builder takes them) and return ``out``."""
     return get_builder(name).build(out, **options)
-
-
-def _load_builtin_builders() -> None:
-    import pocketgan.distill.data.edges2photos  # noqa: F401  (registers itself)
 
 
 def check_output_dir(out: Path) -> None:

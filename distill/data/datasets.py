@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from pocketgan.distill.data.images import MIN_SIDE, ImageError, ImageScan, read_rgb, scan_images
 from pocketgan.distill.data.layouts import ALIGNED, locate_split
 from pocketgan.distill.data.transforms import PairTransform, item_rng, to_tensor
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 DIRECTIONS = ("AtoB", "BtoA")
 

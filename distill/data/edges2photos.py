@@ -30,7 +30,8 @@ import numpy as np
 from pocketgan.distill.data.builders import Pair, register_builder, write_aligned_dataset
 from pocketgan.distill.data.images import read_rgb, scan_images
 from pocketgan.distill.data.transforms import resize
-from pocketgan.errors import PocketganError, require
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.optional import require
 
 T = TypeVar("T")
 NAME = "edges2photos"

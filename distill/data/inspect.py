@@ -16,7 +16,7 @@ from pocketgan.distill.data.layouts import (
     locate_split,
     read_dataset_json,
 )
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 
 @dataclass

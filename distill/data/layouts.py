@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketgan.distill.data.images import is_image_name, list_files
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 ALIGNED = "aligned"
 UNALIGNED = "unaligned"

@@ -18,10 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.registry import Registry
 
 FeatureFactory = Callable[..., "FeatureNetwork"]
-_FEATURE_NETWORKS: dict[str, FeatureFactory] = {}
+#: Feature-network factories; plugins: entry-point group ``pocketgan.features``.
+FEATURE_NETWORKS: Registry[FeatureFactory] = Registry(
+    "feature network", group="pocketgan.features", builtin_modules=("pocketgan.distill.features.resolve",)
+)
 
 
 class FeatureNetwork(nn.Module):
@@ -78,25 +82,24 @@ def register_feature_network(name: str) -> Callable[[FeatureFactory], FeatureFac
     """Decorator: register ``fn(path=None, *, data, cache_dir, progress) -> FeatureNetwork`` as ``name``."""
 
     def wrap(fn: FeatureFactory) -> FeatureFactory:
-        _FEATURE_NETWORKS[name] = fn
-        return fn
+        return FEATURE_NETWORKS.register(name, fn)
 
     return wrap
 
 
 def list_feature_networks() -> list[str]:
     """Names accepted by :func:`load_feature_network`."""
-    return sorted(_FEATURE_NETWORKS)
+    return FEATURE_NETWORKS.names()
 
 
 def feature_factory(name: str) -> FeatureFactory:
     """The registered factory for ``name``, or a one-line error listing the choices."""
-    if name not in _FEATURE_NETWORKS:
+    try:
+        return FEATURE_NETWORKS.get(name)
+    except PocketganError as exc:
         raise PocketganError(
-            f"unknown feature network {name!r}; choose from {', '.join(list_feature_networks())} "
-            "or give a weights file (.pth for InceptionV3, .safetensors for a pocketgan domain network)"
-        )
-    return _FEATURE_NETWORKS[name]
+            f"{exc} or give a weights file (.pth for InceptionV3, .safetensors for a pocketgan domain network)"
+        ) from None
 
 
 def default_cache_dir() -> Path:

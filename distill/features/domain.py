@@ -36,8 +36,9 @@ from torch.nn import functional as F
 from pocketgan.distill.features.base import FeatureNetwork, default_cache_dir
 from pocketgan.distill.features.degradations import DEGRADATION_NAMES, degrade
 from pocketgan.distill.features.progress import TaskBar
-from pocketgan.errors import PocketganError
-from pocketgan.manifest import atomic_path, read_json, sidecar_path, write_json_atomic
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.contract import sidecar_path
+from pocketgan.core.fsio import atomic_path, read_json, write_json_atomic
 
 
 @dataclass(frozen=True)

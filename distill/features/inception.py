@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from pocketgan.distill.features.base import FeatureNetwork
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 INPUT_SIZE = 299
 WEIGHTS_GLOB = "pt_inception-2015-12-05*.pth"

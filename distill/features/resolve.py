@@ -31,7 +31,7 @@ from pocketgan.distill.features.domain import (
     load_domain_network,
 )
 from pocketgan.distill.features.inception import WEIGHTS_GLOB, find_inception_weights, load_inception
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 DOMAIN_PREFIX = "pocketgan-"
 

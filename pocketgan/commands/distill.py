@@ -48,7 +48,7 @@ def report(model_dir: Path) -> None:
     """One summary line about a trained model directory (rank 0 only under torchrun)."""
     from pocketgan.console import console
     from pocketgan.distill.distributed import is_main_process
-    from pocketgan.manifest import ModelManifest
+    from pocketgan.core.contract import ModelManifest
 
     if not is_main_process():
         return

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate MODEL on a dataset split: quality vs the ground truth and vs a teacher, each metric
         labelled with the feature network it used."""
         from pocketgan.console import console
-        from pocketgan.manifest import write_json_atomic
+        from pocketgan.core.fsio import write_json_atomic
 
         report = run_eval(
             model, data, teacher=teacher, feature=feature, split=split, size=size, batch=batch, arch=arch,
@@ -105,7 +105,7 @@ def run_eval(
     from pocketgan.distill.distributed import resolve_device
     from pocketgan.distill.features import load_feature_network
     from pocketgan.distill.metrics import evaluate
-    from pocketgan.errors import PocketganError
+    from pocketgan.core.errors import PocketganError
     from pocketgan.models import load_model
 
     if not Path(data).is_dir():

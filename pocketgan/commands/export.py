@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketgan.console import console, format_count
-from pocketgan.manifest import ArtifactManifest
+from pocketgan.core.contract import ArtifactManifest
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from pocketgan.console import console, err_console, format_count
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 if TYPE_CHECKING:
     from pocketgan.models import LoadedModel
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", min=0, help="how many of the most expensive layers to list")] = 10,
     ) -> None:
         """Count MACs (fvcore: 1 fused multiply-add = 1 MAC) and parameters of MODEL."""
-        from pocketgan.manifest import write_json_atomic
+        from pocketgan.core.fsio import write_json_atomic
         from pocketgan.models.profile import profile_model
 
         if json_path is not None and json_path.is_dir():

@@ -10,7 +10,7 @@ import typer
 
 from pocketgan.commands.profile import ArchOpt, ModelArg, SizeOpt, load_with_shape
 from pocketgan.console import console, err_console, format_count
-from pocketgan.errors import PocketganError
+from pocketgan.core.errors import PocketganError
 
 if TYPE_CHECKING:
     from pocketgan.models.prune import PruneResult

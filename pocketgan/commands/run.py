@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         Finished stages are cached by content, so a second run only redoes what changed,
         and an interrupted run resumes where it stopped.
         """
-        from pocketgan.errors import PocketganError
+        from pocketgan.core.errors import PocketganError
         from pocketgan.recipe import default_recipe_text, load_recipe
 
         if print_recipe:

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         Options: ndf (64), n_layers (3), lambda_l1 (100). Re-running resumes.
         """
         from pocketgan.distill.trainer import train_teacher
-        from pocketgan.errors import PocketganError
+        from pocketgan.core.errors import PocketganError
 
         if gan_mode not in ("lsgan", "vanilla"):
             raise PocketganError(f"--gan-mode {gan_mode}: expected lsgan or vanilla")

@@ -26,8 +26,8 @@ from typing import Any
 
 from pocketgan.console import console
 from pocketgan.core.fsio import write_json_atomic
+from pocketgan.config import load_config
 from pocketgan.pipeline import run_pipeline
-from pocketgan.recipe import load_recipe
 
 
 def build_overrides(args: argparse.Namespace) -> list[str]:
@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = build_overrides(args)
-    run_pipeline(load_recipe(None, overrides), args.out, overrides=overrides)
+    run_pipeline(load_config(None, overrides), args.out, overrides=overrides)
     results = json.loads((args.out / "results.json").read_text())
     summary = summarise(results)
     write_json_atomic(args.out / "translation.json", {"arguments": vars(args) | {"out": str(args.out)},

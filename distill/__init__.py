@@ -12,7 +12,8 @@ from pocketgan.distill.base import (
     list_distillers,
     register_distiller,
 )
-from pocketgan.distill.trainer import RunSettings, TrainResult, distill_student, train, train_teacher
+from pocketgan.distill.api import RunSettings, distill_student, train_teacher
+from pocketgan.distill.loop import TrainingInterrupted, TrainResult, train
 
 __all__ = [
     "DistillConfig",
@@ -20,6 +21,7 @@ __all__ = [
     "GANLoss",
     "RunSettings",
     "TrainResult",
+    "TrainingInterrupted",
     "distill_student",
     "get_distiller",
     "list_distillers",

@@ -2,7 +2,7 @@
 
 A :class:`Distiller` owns its networks and optimizers and performs one optimisation
 step per :meth:`Distiller.training_step` call. The generic training loop
-(``pocketgan.distill.trainer``) drives any registered distiller: data, progress,
+(``pocketgan.distill.loop``) drives any registered distiller: data, progress,
 TensorBoard, atomic checkpoints and ``--resume``, NaN guards, seeding and DDP.
 """
 

@@ -1,6 +1,11 @@
-"""Image-quality metrics of a generator on a paired dataset: :func:`evaluate` → :class:`EvalReport`.
+"""Image-quality metrics of a generator on a paired dataset: the metric registry.
 
-Against the ground truth (the dataset's B images) and, when given, against the teacher's outputs:
+Every metric is a registered :class:`Metric` (``METRICS``; plugins: entry-point group
+``pocketgan.metrics``, whose object is a :class:`PairedMetric` or :class:`DistributionMetric`) that
+carries its key, label, direction (↑/↓), format and compute function. The registry drives
+:func:`~pocketgan.distill.evaluation.evaluate` (also importable from here), the ``pocketgan eval``
+table and the run report's results table (:func:`report_columns`). Built in, against the ground
+truth (the dataset's B images) and, when given, against the teacher's outputs:
 
 - **PSNR** and **SSIM** (torchmetrics functional, ``data_range=2`` on ``[-1, 1]``): per image, averaged.
   Identical images give PSNR ``inf`` and SSIM 1.
@@ -18,274 +23,196 @@ Every feature-space metric is labelled with its network: ``"FID (pocketgan-edges
 from __future__ import annotations
 
 import math
-import time
-import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor
 
-from pocketgan.distill.features import FeatureNetwork, feature_distance
-from pocketgan.distill.features.progress import TaskBar
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.registry import Registry
+from pocketgan.distill.features import feature_distance
+from pocketgan.distill.quality import (  # re-exported: the functions behind the built-in metrics
+    frechet_distance,
+    kernel_inception_distance,
+    psnr_per_image,
+    ssim_per_image,
+)
 
-SSIM_MIN_SIZE = 11  # the Gaussian window
+GROUND_TRUTH, TEACHER = "ground_truth", "teacher"
+DIRECTIONS = {"↑": True, "↓": False}  # arrow → higher is better
+
+_EVALUATION = ("EvalReport", "MetricResult", "evaluate")  # in pocketgan.distill.evaluation, importable here
+
+__all__ = [
+    "DistributionMetric", "EvalReport", "METRICS", "Metric", "MetricResult", "PairedMetric", "Pair", "ReportColumn",
+    "evaluate", "frechet_distance", "get_metric", "kernel_inception_distance", "list_metrics", "psnr_per_image",
+    "register_metric", "report_columns", "selected_metrics", "ssim_per_image",
+]  # fmt: skip
 
 
-@dataclass
-class MetricResult:
-    """One metric against the ground truth and against the teacher (``None``: not computed)."""
+def __getattr__(name: str) -> Any:
+    """``from pocketgan.distill.metrics import evaluate, EvalReport`` (imported lazily: evaluation imports us)."""
+    if name in _EVALUATION:
+        from pocketgan.distill import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------- what a metric is
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """One column of the run report's results table: the metric against ``against``, placed by ``order``."""
+
+    title: str
+    against: str = GROUND_TRUTH  # or TEACHER
+    order: float = 100.0
+    format: str | None = None  # None: the metric's format
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A batch of outputs, the references they are compared with, and both batches' feature maps."""
+
+    output: Tensor
+    reference: Tensor
+    output_features: list[Tensor]
+    reference_features: list[Tensor]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric:
+    """A registered metric: ``key`` (JSON and table rows), ``label`` (``{network}`` becomes the feature
+    network's name), ``direction`` ``"↑"`` (higher is better) or ``"↓"``, ``format`` for its values, and
+    where it appears: ``order`` in the eval table, ``columns`` in the run report (none: not shown)."""
 
     key: str
     label: str
-    vs_ground_truth: float | None
-    vs_teacher: float | None = None
-    network: str | None = None
-    higher_is_better: bool = False
+    direction: str
+    format: str = "{:.4g}"
+    short: str = ""  # in notes ("FID and KID need ..."); default: the key in capitals
     note: str = ""
+    uses_features: bool = False
+    order: float = 100.0
+    columns: tuple[ReportColumn, ...] = ()
 
-
-@dataclass
-class EvalReport:
-    """What :func:`evaluate` measured; ``to_dict()`` is JSON-safe (``inf`` becomes the string ``"inf"``)."""
-
-    model: str
-    feature_network: str
-    n: int
-    image_size: list[int]
-    metrics: dict[str, MetricResult]
-    seconds: float
-    teacher: str | None = None
-    notes: list[str] = field(default_factory=list)
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise PocketganError(f"metric {self.key}: direction must be ↑ or ↓, not {self.direction!r}")
 
     @property
-    def images_per_second(self) -> float:
-        return self.n / self.seconds if self.seconds > 0 else float("inf")
+    def higher_is_better(self) -> bool:
+        return DIRECTIONS[self.direction]
 
-    def value(self, key: str, against: str = "ground_truth") -> float | None:
-        """``report.value("fid")`` or ``report.value("psnr", "teacher")``."""
-        metric = self.metrics[key]
-        return metric.vs_teacher if against == "teacher" else metric.vs_ground_truth
+    @property
+    def name(self) -> str:
+        return self.short or self.key.upper()
 
-    def row(self) -> dict[str, float | str | None]:
-        """Flat figures for a results table: ``psnr``, ``psnr_teacher``, ``fid``, ``kid``, ... and the network."""
-        flat: dict[str, float | str | None] = {"feature_network": self.feature_network, "eval_n": self.n}
-        for key, metric in self.metrics.items():
-            flat[key] = metric.vs_ground_truth
-            flat[f"{key}_teacher"] = metric.vs_teacher
-        return flat
+    def title(self, network: str) -> str:
+        """The label, with the feature network's name filled in."""
+        return self.label.format(network=network)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["images_per_second"] = round(self.images_per_second, 3)
-        data["values"] = self.row()
-        return _json_safe(data)
+    def render(self, value: float | None, format: str | None = None) -> str:
+        """A table cell: ``–`` when not computed, ``∞`` for identical images' PSNR, else ``format``."""
+        if value is None:
+            return "–"
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        return (format or self.format).format(value)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+@dataclass(frozen=True, kw_only=True)
+class PairedMetric(Metric):
+    """Scored per image against its reference (``compute(pair) -> Tensor[N]``), averaged over the images."""
+
+    compute: Callable[[Pair], Tensor]
 
 
-# ---------------------------------------------------------------- distribution metrics on embeddings
+@dataclass(frozen=True, kw_only=True)
+class DistributionMetric(Metric):
+    """Compares the set of outputs with the set of references in the feature network's embedding space:
+    ``compute(reference_embeddings, output_embeddings, options) -> float``; needs ``min_images`` of each."""
+
+    compute: Callable[[Tensor, Tensor, dict[str, Any]], float]
+    uses_features: bool = True
+    min_images: int = 2
 
 
-class _PrecomputedEmbedding(nn.Module):
-    """The torchmetrics ``feature`` module for embeddings already computed by ``FeatureNetwork.embed``/``pool``."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, embeddings: Tensor) -> Tensor:
-        return embeddings
+#: The metrics :func:`evaluate` computes; plugins: entry-point group ``pocketgan.metrics``.
+METRICS: Registry[Metric] = Registry("metric", group="pocketgan.metrics")
 
 
-def frechet_distance(real: Tensor, fake: Tensor) -> float:
-    """FID between two ``N×D`` embedding sets (torchmetrics ``FrechetInceptionDistance``); needs N ≥ 2 each."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    _check_sets(real, fake, "FID")
-    metric = FrechetInceptionDistance(feature=_PrecomputedEmbedding(real.shape[1]), normalize=True)
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    return float(metric.compute())
+def register_metric(metric: Metric) -> Metric:
+    """Register ``metric`` under its key (a plugin's entry point may return the object instead)."""
+    return METRICS.register(metric.key, metric)
 
 
-def kernel_inception_distance(
-    real: Tensor, fake: Tensor, subset_size: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """KID mean and std between two ``N×D`` embedding sets (torchmetrics ``KernelInceptionDistance``).
+def get_metric(key: str) -> Metric:
+    """The metric registered as ``key``, or a one-line error naming the known ones."""
+    return METRICS.get(key)
 
-    Subsets of ``min(subset_size, N_real, N_fake)`` images (one subset when that is everything);
-    the subset draws use ``seed``, so the value is repeatable.
+
+def list_metrics() -> list[str]:
+    """Keys of every registered metric, in table order."""
+    return [metric.key for metric in selected_metrics()]
+
+
+def selected_metrics(keys: Sequence[str] | None = None) -> list[Metric]:
+    """The metrics named by ``keys`` (default: every registered one), in table order."""
+    chosen = [METRICS.get(key) for key in keys] if keys is not None else [metric for _, metric in METRICS.items()]
+    return sorted(chosen, key=lambda metric: (metric.order, metric.key))
+
+
+def report_columns() -> list[tuple[str, str, Metric, str]]:
+    """The run report's metric columns: ``(title, row key, metric, format)`` in column order.
+
+    The row key is the metric's key against the ground truth and ``<key>_teacher`` against the teacher,
+    as in :meth:`~pocketgan.distill.evaluation.EvalReport.row`.
     """
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    _check_sets(real, fake, "KID")
-    size = min(subset_size, real.shape[0], fake.shape[0])
-    subsets = 1 if size == real.shape[0] == fake.shape[0] else 100
-    with warnings.catch_warnings():  # "will save all extracted features in buffer": they are small embeddings
-        warnings.simplefilter("ignore", UserWarning)
-        metric = KernelInceptionDistance(
-            feature=_PrecomputedEmbedding(real.shape[1]), subsets=subsets, subset_size=size, normalize=True
-        )
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        mean, std = metric.compute()
-    return float(mean), float(std)
+    columns = [(column, metric) for metric in selected_metrics() for column in metric.columns]
+    columns.sort(key=lambda item: item[0].order)
+    return [
+        (column.title, metric.key if column.against == GROUND_TRUTH else f"{metric.key}_teacher", metric,
+         column.format or metric.format)  # fmt: skip
+        for column, metric in columns
+    ]
 
 
-def _check_sets(real: Tensor, fake: Tensor, what: str) -> None:
-    if real.shape[0] < 2 or fake.shape[0] < 2:
-        raise PocketganError(f"{what} needs at least 2 images in each set; got {real.shape[0]} and {fake.shape[0]}")
+# ---------------------------------------------------------------- the built-in metrics
 
 
-# ---------------------------------------------------------------- per-image metrics
+def _kid(real: Tensor, fake: Tensor, options: dict[str, Any]) -> float:
+    return kernel_inception_distance(real, fake, options.get("kid_subset_size", 1000))[0]
 
 
-def psnr_per_image(prediction: Tensor, target: Tensor) -> Tensor:
-    """PSNR (dB) of each image pair, images in ``[-1, 1]``; ``inf`` for identical images."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-
-    return peak_signal_noise_ratio(prediction, target, data_range=2.0, reduction="none", dim=(1, 2, 3))
-
-
-def ssim_per_image(prediction: Tensor, target: Tensor) -> Tensor:
-    """SSIM of each image pair (Gaussian window 11, σ 1.5), images in ``[-1, 1]``; 1 for identical images."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    return structural_similarity_index_measure(prediction, target, data_range=2.0, reduction="none")
-
-
-class _Comparison:
-    """Per-image scores and embeddings of one reference set (ground truth or teacher)."""
-
-    def __init__(self) -> None:
-        self.psnr: list[Tensor] = []
-        self.ssim: list[Tensor] = []
-        self.distance: list[Tensor] = []
-        self.embeddings: list[Tensor] = []
-
-    def add(self, fake: Tensor, reference: Tensor, fake_maps: list[Tensor], reference_maps: list[Tensor], pool) -> None:
-        self.psnr.append(psnr_per_image(fake, reference).cpu())
-        self.ssim.append(ssim_per_image(fake, reference).cpu())
-        self.distance.append(feature_distance(fake_maps, reference_maps).cpu())
-        self.embeddings.append(pool(reference_maps).double().cpu())
-
-    def mean(self, values: list[Tensor]) -> float:
-        return float(torch.cat(values).double().mean())
-
-
-def _check_batch(name: str, output: Tensor, target: Tensor) -> None:
-    if output.shape != target.shape:
-        raise PocketganError(
-            f"the {name} outputs {tuple(output.shape[1:])} for targets of {tuple(target.shape[1:])}: "
-            "check the dataset direction and the model's channels"
-        )
-
-
-def _generate(model: nn.Module, images: Tensor) -> Tensor:
-    return model(images).float().clamp(-1.0, 1.0)
-
-
-def evaluate(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    feature: FeatureNetwork,
-    teacher: nn.Module | None = None,
-    batch_size: int = 8,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    model_name: str | None = None,
-    teacher_name: str | None = None,
-    kid_subset_size: int = 1000,
-) -> EvalReport:
-    """PSNR, SSIM, FID, KID and the LPIPS-style distance of ``model`` on ``dataset`` (see the module docstring).
-
-    ``dataset`` yields ``{"A": input, "B": ground truth}`` (3×H×W in ``[-1, 1]``), as
-    ``pocketgan.distill.data.open_dataset``. ``teacher`` adds the "vs teacher" column.
-    """
-    count = len(dataset)  # type: ignore[arg-type]
-    if count == 0:
-        raise PocketganError("cannot evaluate on an empty dataset")
-    if batch_size < 1:
-        raise PocketganError(f"--batch must be at least 1; got {batch_size}")
-    device = torch.device(device)
-    model = model.to(device).eval()
-    teacher = teacher.to(device).eval() if teacher is not None else None
-    feature = feature.to(device).freeze()
-    truth, versus_teacher = _Comparison(), _Comparison()
-    fake_embeddings: list[Tensor] = []
-    size: list[int] = []
-    started = time.perf_counter()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    with torch.inference_mode(), TaskBar(f"evaluating {model_name or 'model'}", count, progress) as bar:
-        for batch in loader:
-            inputs, target = batch["A"].to(device).float(), batch["B"].to(device).float()
-            size = list(target.shape[-2:])
-            if min(size) < SSIM_MIN_SIZE:
-                raise PocketganError(f"images of {size[0]}×{size[1]} px are too small for SSIM (at least 11×11)")
-            fake = _generate(model, inputs)
-            _check_batch("model", fake, target)
-            fake_maps = feature(fake)
-            fake_embeddings.append(feature.pool(fake_maps).double().cpu())
-            truth.add(fake, target, fake_maps, feature(target), feature.pool)
-            if teacher is not None:
-                guide = _generate(teacher, inputs)
-                _check_batch("teacher", guide, target)
-                versus_teacher.add(fake, guide, fake_maps, feature(guide), feature.pool)
-            bar.advance(inputs.shape[0])
-    fakes = torch.cat(fake_embeddings)
-    metrics = _summarise(truth, versus_teacher if teacher is not None else None, fakes, feature.name, kid_subset_size)
-    seconds = time.perf_counter() - started
-    notes = [] if count >= 2 else ["FID and KID need at least 2 images: not computed"]
-    if 2 <= count < 500:
-        notes.append(f"FID/KID on n={count} images are noisy and biased upwards; compare models on the same n")
-    return EvalReport(
-        model=model_name or type(model).__name__,
-        feature_network=feature.name,
-        n=count,
-        image_size=size,
-        metrics=metrics,
-        seconds=round(seconds, 3),
-        teacher=teacher_name if teacher is not None else None,
-        notes=notes,
-    )
-
-
-def _summarise(
-    truth: _Comparison, teacher: _Comparison | None, fakes: Tensor, network: str, kid_subset_size: int
-) -> dict[str, MetricResult]:
-    def both(score: Callable[[_Comparison], float | None]) -> tuple[float | None, float | None]:
-        return score(truth), (score(teacher) if teacher is not None else None)
-
-    def distribution(compute: Callable[[Tensor, Tensor], float]) -> Callable[[_Comparison], float | None]:
-        return lambda side: compute(torch.cat(side.embeddings), fakes) if fakes.shape[0] >= 2 else None
-
-    fid = both(distribution(frechet_distance))
-    kid = both(distribution(lambda real, fake: kernel_inception_distance(real, fake, kid_subset_size)[0]))
-    return {
-        "psnr": MetricResult("psnr", "PSNR (dB)", *both(lambda s: s.mean(s.psnr)), higher_is_better=True),
-        "ssim": MetricResult("ssim", "SSIM", *both(lambda s: s.mean(s.ssim)), higher_is_better=True),
-        "fid": MetricResult("fid", f"FID ({network})", *fid, network=network),
-        "kid": MetricResult("kid", f"KID ({network})", *kid, network=network, note="polynomial kernel, ×1 (not ×1e3)"),
-        "lpips_style": MetricResult(
-            "lpips_style",
-            f"LPIPS-style distance ({network}, unweighted)",
-            *both(lambda s: s.mean(s.distance)),
-            network=network,
-            note="unit-normalised features, squared difference, spatial mean, summed over levels; no learned weights",
-        ),
-    }
+for _metric in (
+    PairedMetric(
+        key="psnr", label="PSNR (dB)", direction="↑", format="{:.2f}", order=10,
+        compute=lambda pair: psnr_per_image(pair.output, pair.reference),
+        columns=(ReportColumn("PSNR (GT)", order=10), ReportColumn("PSNR (teacher)", TEACHER, order=25)),
+    ),
+    PairedMetric(
+        key="ssim", label="SSIM", direction="↑", format="{:.4f}", order=20,
+        compute=lambda pair: ssim_per_image(pair.output, pair.reference),
+        columns=(ReportColumn("SSIM (GT)", order=20, format="{:.3f}"),),
+    ),
+    DistributionMetric(
+        key="fid", label="FID ({network})", direction="↓", format="{:.3f}", order=30,
+        compute=lambda real, fake, options: frechet_distance(real, fake),
+        columns=(ReportColumn("FID", order=30, format="{:.2f}"),),
+    ),
+    DistributionMetric(
+        key="kid", label="KID ({network})", direction="↓", format="{:.5f}", order=40, compute=_kid,
+        note="polynomial kernel, ×1 (not ×1e3)", columns=(ReportColumn("KID", order=40, format="{:.3f}"),),
+    ),
+    PairedMetric(
+        key="lpips_style", label="LPIPS-style distance ({network}, unweighted)", direction="↓", format="{:.4f}",
+        short="LPIPS-style", order=50, uses_features=True,
+        compute=lambda pair: feature_distance(pair.output_features, pair.reference_features),
+        note="unit-normalised features, squared difference, spatial mean, summed over levels; no learned weights",
+    ),
+):  # fmt: skip
+    register_metric(_metric)

@@ -9,7 +9,9 @@ Per step, on a paired batch ``{"A", "B"}``:
    teachers' signals): against each teacher ``10·(1−SSIM) + 1e4·style + 10·feature + 1e-5·TV``
    (``agd_weights``) on perceptual features, plus channel distillation (``lambda_cd``·MSE of
    channel-wise spatial means) between the wide teacher's feature taps and the student's,
-   mapped by learned 1×1 conv + BN + ReLU adapters.
+   mapped by learned 1×1 conv + BN + ReLU adapters. "Never sees B" is about the images: the
+   default perceptual network (the dataset's domain network) is trained on the training photos,
+   so ground-truth statistics do reach the student through the features it is compared in.
 
 Teachers:
 - **wide**: the ``teacher`` passed in (its architecture and weights). OMGD trains its

@@ -6,11 +6,12 @@ New formats plug in with :func:`register_exporter`.
 """
 
 from pocketgan.export.api import artifact_sha256, export_model, resolve_size
-from pocketgan.export.job import PRECISIONS, BuiltArtifact, ExportJob, ExportOptions
+from pocketgan.export.job import INT8_RANGES, PRECISIONS, BuiltArtifact, ExportJob, ExportOptions
 from pocketgan.export.parity import ParityRule, measure_parity
 from pocketgan.export.registry import Exporter, get_exporter, list_exporters, register_exporter
 
 __all__ = [
+    "INT8_RANGES",
     "PRECISIONS",
     "BuiltArtifact",
     "ExportJob",

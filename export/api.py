@@ -16,15 +16,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressCallback
+from pocketgan.export.gate import GateResult, parity_gate
 from pocketgan.export.job import DEFAULT_SIZE, BuiltArtifact, ExportJob, ExportOptions
-from pocketgan.export.parity import ParityRule, check_parity, measure_parity
+from pocketgan.export.parity import ParityRule
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.registry import Exporter, get_exporter
-from pocketgan.export.samples import SYNTHETIC_GRID_CELLS
-from pocketgan.core.contract import ArtifactManifest, Parity, sidecar_path
+from pocketgan.core.contract import ArtifactManifest, sidecar_path
 from pocketgan.core.fsio import sha256_file
 from pocketgan.models import Generator, LoadedModel
 
@@ -35,13 +34,18 @@ def export_model(
     out_dir: str | os.PathLike[str],
     options: ExportOptions | None = None,
     *,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> ArtifactManifest:
     """Export ``loaded`` as format ``fmt`` into ``out_dir`` and return the sidecar written beside it.
 
     Raises :class:`~pocketgan.core.errors.ParityError` (nothing written) when the artifact disagrees
-    with PyTorch beyond the precision's rule (see :mod:`pocketgan.export.parity`).
+    with PyTorch beyond the precision's rule (see :mod:`pocketgan.export.parity`), measured with this
+    host's kernels (:mod:`pocketgan.export.gate`). ``progress`` receives each step (tracing,
+    simplifying, calibration, parity, ...) as a :class:`~pocketgan.core.progress.ProgressTask`.
     """
+    from pocketgan.models import as_loaded
+
+    loaded = as_loaded(loaded, "export_model")  # a wrapped generator is fine; a plain nn.Module: "wrap it"
     options = options or ExportOptions()
     exporter = get_exporter(fmt)
     options.validate(exporter)
@@ -54,8 +58,8 @@ def export_model(
     ):
         job = ExportJob(loaded, options, size, Path(scratch), steps)
         built = exporter.build(job, Path(scratch) / exporter.artifact)
-        parity = _parity(job, built, rule, f"the {exporter.name} {options.precision} export")
-        sidecar = _sidecar(job, exporter, built, parity, rule)
+        gate = parity_gate(job, built, rule, f"the {exporter.name} {options.precision} export")
+        sidecar = _sidecar(job, exporter, built, gate)
         steps.step("writing")
         _publish(built.path, directory / exporter.artifact, sidecar)
     return sidecar
@@ -80,38 +84,8 @@ def artifact_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def run_on_samples(job: ExportJob, built: BuiltArtifact) -> np.ndarray:
-    """The artifact's outputs on the parity samples: one batch if its batch is dynamic, else one at a time."""
-    assert built.run is not None
-    samples = job.samples.numpy()
-    if job.options.dynamic_batch:
-        job.progress.step(f"parity vs PyTorch (batch of {len(samples)})")
-        return built.run(samples)
-    return np.concatenate([built.run(x[None]) for x in job.progress.track(samples, "parity vs PyTorch")])
-
-
-def _parity(job: ExportJob, built: BuiltArtifact, rule: ParityRule, what: str) -> Parity | None:
-    if built.run is None:
-        return None
-    parity = measure_parity(run_on_samples(job, built), job.reference, job.loaded.manifest.io.value_range, rule)
-    check_parity(parity, rule, what)
-    return parity
-
-
-def _sidecar(
-    job: ExportJob, exporter: Exporter, built: BuiltArtifact, parity: Parity | None, rule: ParityRule
-) -> ArtifactManifest:
-    extra: dict[str, object] = {"input_size": list(job.size)}
-    if parity is None:
-        extra["parity"] = f"not measured on this host: {built.not_run_reason}"
-    else:
-        extra["parity_rule"] = rule.describe()
-        extra["parity_inputs"] = (
-            f"{job.options.samples} synthetic inputs (seed {job.options.seed}; random grids of "
-            f"{list(SYNTHETIC_GRID_CELLS)} cells upsampled bicubically, None = pixel noise) in the input "
-            "value range, against PyTorch fp32 eval outputs"
-        )
-    extra.update(built.extra)
+def _sidecar(job: ExportJob, exporter: Exporter, built: BuiltArtifact, gate: GateResult) -> ArtifactManifest:
+    extra: dict[str, object] = {"input_size": list(job.size), **gate.extra, **built.extra}
     return ArtifactManifest(
         format=exporter.name,
         file=exporter.artifact,
@@ -122,7 +96,7 @@ def _sidecar(
         precision=job.options.precision,
         exporter=built.exporter,
         opset=built.opset,
-        parity=parity,
+        parity=gate.parity,
         source=job.loaded.manifest.to_dict(),
         extra=extra,
     )

@@ -26,6 +26,10 @@ OUTPUT_NAME = "output"
 DEFAULT_SIZE = (256, 256)
 OPSET_RANGE = (11, 20)  # what torch's TorchScript-based ONNX exporter supports for these generators
 INT8_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis`` attribute)
+#: int8 weight ranges: ``reduced`` (7-bit, runs right on every CPU) or ``full`` (8-bit: only for targets
+#: whose int8 kernels accumulate without saturating: VNNI, AMX, ARM dot product, GPUs). See
+#: :mod:`pocketgan.core.hostinfo`.
+INT8_RANGES = ("reduced", "full")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -44,6 +48,7 @@ class ExportOptions:
     samples: int = 4  # parity inputs
     calibration: Path | None = None  # int8: a directory of images; None: synthetic inputs
     calibration_samples: int = 16
+    int8_range: str = "reduced"  # int8 weights: "reduced" (7-bit, portable) or "full" (VNNI/ARM dot-product targets)
     seed: int = 0
 
     def validate(self, exporter: Exporter) -> None:
@@ -65,14 +70,19 @@ class ExportOptions:
             raise PocketganError(f"--atol must be >= 0; got {self.atol}")
         if self.calibration is not None and self.precision != "int8":
             raise PocketganError("--calibration only applies to --precision int8")
+        if self.int8_range not in INT8_RANGES:
+            raise PocketganError(f"--int8-range must be {' or '.join(INT8_RANGES)}; got {self.int8_range!r}")
 
 
 @dataclass
 class BuiltArtifact:
     """An artifact written to its staging path, with the way to run it for the parity check.
 
-    ``run`` maps an NCHW float32 batch to the artifact's output; ``None`` when the artifact
-    cannot run on this host, with ``not_run_reason`` saying why (recorded in the sidecar).
+    ``run`` maps an NCHW float32 batch to the artifact's output as a deployment runs it (the
+    host's kernels); ``None`` when the artifact cannot run on this host, with ``not_run_reason``
+    saying why (recorded in the sidecar). ``reference_run``, where a format has one, runs the same
+    artifact with reference math (e.g. an int8 QDQ graph unfused): parity is measured with both, so
+    a host whose kernels disagree with the graph's math is named (see :mod:`pocketgan.export.api`).
     """
 
     path: Path
@@ -81,6 +91,7 @@ class BuiltArtifact:
     opset: int | None = None
     not_run_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    reference_run: Runner | None = None
 
 
 @dataclass

@@ -29,7 +29,11 @@ MAX_SINGLE_FILE_BYTES = 2**31 - 1  # protobuf's limit for a model with embedded 
 def build_onnx(job: ExportJob, dest: Path) -> BuiltArtifact:
     """ONNX (one file, weights embedded), fp32/fp16/int8, parity measured with onnxruntime on CPU."""
     exporter, extra = write_onnx(job, dest)
-    return BuiltArtifact(dest, exporter, onnxruntime_runner(dest), opset=onnx_opset(dest), extra=extra)
+    # int8: also run the graph unfused (Dequantize → float op → Quantize), the math the QDQ graph
+    # specifies, so that a host whose fused int8 kernels disagree with it shows up at export time.
+    reference = onnxruntime_runner(dest, reference_math=True) if job.options.precision == "int8" else None
+    return BuiltArtifact(dest, exporter, onnxruntime_runner(dest), opset=onnx_opset(dest), extra=extra,
+                         reference_run=reference)  # fmt: skip
 
 
 def write_onnx(
@@ -112,11 +116,19 @@ def onnx_opset(path: Path) -> int:
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def onnxruntime_runner(path: Path) -> Runner:
-    """A function running the ONNX file at ``path`` with onnxruntime's CPU provider."""
+def onnxruntime_runner(path: Path, *, reference_math: bool = False) -> Runner:
+    """A function running the ONNX file at ``path`` with onnxruntime's CPU provider.
+
+    By default with onnxruntime's graph optimizations, as a deployment runs it (for a QDQ graph:
+    the host's fused int8 kernels); ``reference_math`` disables them all, so every QuantizeLinear,
+    DequantizeLinear and float op runs as written (the fake-quant math, the same on every CPU).
+    """
     ort = require("onnxruntime", "export", "checking ONNX parity")
+    options = ort.SessionOptions()
+    if reference_math:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     with reraise_as_user_error("onnxruntime cannot load the exported model"):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]

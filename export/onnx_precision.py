@@ -3,6 +3,11 @@
 int8 follows onnxruntime's static quantization: QuantizeLinear/DequantizeLinear pairs around
 every quantizable op, int8 weights per output channel, activation ranges from MinMax
 calibration over sample inputs (images from ``--calibration DIR``, else synthetic inputs).
+
+Weights use the reduced 7-bit range ([-64, 64], onnxruntime's ``reduce_range``) by default:
+x86 CPUs without VNNI add pairs of uint8 × int8 products in saturating int16, which full-range
+weights overflow (see :mod:`pocketgan.core.hostinfo`). ``--int8-range full`` keeps 8 bits for
+targets with VNNI, AMX, ARM dot product or a GPU.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ def quantize_int8(model: Any, dest: Path, job: ExportJob, *, symmetric: bool = F
     from onnxruntime.quantization.shape_inference import quant_pre_process
     calibration = job.calibration.numpy()
     source = str(job.options.calibration) if job.options.calibration else "synthetic inputs"
+    reduced = job.options.int8_range == "reduced"
     activations = quantization.QuantType.QInt8 if symmetric else quantization.QuantType.QUInt8
     reader = _calibration_reader(quantization.CalibrationDataReader, calibration, job)
     fp32, prepared = job.scratch / "quant-input.onnx", job.scratch / "quant-prepared.onnx"
@@ -47,14 +53,16 @@ def quantize_int8(model: Any, dest: Path, job: ExportJob, *, symmetric: bool = F
         quant_pre_process(fp32, prepared, skip_symbolic_shape=True)  # shape inference + graph fusions
         quantization.quantize_static(
             prepared, dest, reader, quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-            activation_type=activations, weight_type=quantization.QuantType.QInt8,
+            reduce_range=reduced, activation_type=activations, weight_type=quantization.QuantType.QInt8,
             calibrate_method=quantization.CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
                            "QDQOpTypePerChannelSupportToAxis": NORM_SCALE_AXES},
         )  # fmt: skip
+    weights = "7-bit int8 weights [-64, 64]" if reduced else "8-bit int8 weights [-127, 127]"
     return {
-        "scheme": "static QDQ; int8 weights per channel (symmetric); "
+        "scheme": f"static QDQ; {weights} per channel (symmetric); "
         f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} activations; MinMax calibration",
+        "int8_range": job.options.int8_range,
         "calibration": {"source": source, "samples": int(len(calibration))},
     }
 

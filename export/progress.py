@@ -1,54 +1,53 @@
-"""A one-line progress display for the stages of an export (rich), silent when disabled."""
+"""The steps of one export, reported through a :data:`~pocketgan.core.progress.ProgressCallback`.
+
+Exporters call ``job.progress.step("tracing")`` and ``job.progress.track(items, "parity")``; each
+step is one :class:`~pocketgan.core.progress.ProgressTask` (closed when the next one starts), so a
+CLI renderer shows the current step and a plain callback sees every step. Silent without a callback.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-from pocketgan.console import console
+from pocketgan.core.progress import ProgressCallback, ProgressTask
 
 T = TypeVar("T")
 
 
 class StepProgress:
-    """``with StepProgress() as p: p.step("tracing"); for x in p.track(xs, "parity"): ...``"""
+    """``with StepProgress(callback) as p: p.step("tracing"); for x in p.track(xs, "parity"): ...``"""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._progress: Progress | None = None
-        self._task: Any = None
+    def __init__(self, callback: ProgressCallback | None = None) -> None:
+        self.callback = callback
+        self._task: ProgressTask | None = None
 
     def __enter__(self) -> StepProgress:
-        if self.enabled:
-            self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console, transient=True,
-            )  # fmt: skip
-            self._progress.start()
-            self._task = self._progress.add_task("exporting", total=None)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._close()
 
     def step(self, description: str, total: int | None = None) -> None:
-        """Show a new stage; ``total`` makes it a bar of that many units."""
-        if self._progress is not None:
-            self._progress.reset(self._task, description=description, total=total, completed=0)
+        """Finish the current step and start ``description``; ``total`` makes it a bar of that many units."""
+        self._close()
+        self._task = ProgressTask(self.callback, description, total)
 
     def advance(self, amount: int = 1) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, amount)
+        """``amount`` more units of the current step done."""
+        if self._task is not None:
+            self._task.advance(amount)
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-        """Yield ``items`` while advancing a bar named ``description``."""
+        """Yield ``items`` as a step named ``description``, advancing after each."""
         if total is None and hasattr(items, "__len__"):
             total = len(items)  # type: ignore[arg-type]
         self.step(description, total)
         for item in items:
             yield item
             self.advance()
+
+    def _close(self) -> None:
+        if self._task is not None:
+            self._task.close()
+            self._task = None

@@ -1,4 +1,4 @@
-"""Inputs for parity checks and int8 calibration: deterministic synthetic images, or real ones from a folder."""
+"""Inputs for parity checks and int8 calibration: deterministic synthetic images, or real ones (a folder, a dataset)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pocketgan.core.errors import PocketganError
-from pocketgan.core.optional import require
 from pocketgan.core.contract import IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.imaging import IMAGE_EXTENSIONS, ImageError, InputImages, input_images, prepare
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 # Detail of successive synthetic inputs: random values on a grid of this many cells across the
 # image, upsampled bicubically (the same content at any resolution); None is per-pixel noise.
 SYNTHETIC_GRID_CELLS = (32, None, 8, 64)
@@ -41,31 +40,31 @@ def synthetic_inputs(io: IOSpec, count: int, size: tuple[int, int], *, seed: int
 def read_calibration_images(
     directory: str | os.PathLike[str], io: IOSpec, size: tuple[int, int], *, limit: int
 ) -> torch.Tensor:
-    """Up to ``limit`` images found under ``directory`` (spread over the sorted list), resized to
-    ``size`` and normalized like the model's inputs (uint8 RGB → ``io.value_range``)."""
+    """Up to ``limit`` generator inputs from ``directory`` (spread over the sorted files), as the model sees them.
+
+    ``directory`` is a folder of images, or a dataset: a dataset root or a pix2pix split folder
+    (``train/``) gives the A halves of its A|B composites (B with ``direction: BtoA`` in its
+    ``dataset.json``), a CycleGAN root its ``trainA/`` images (:func:`pocketgan.imaging.input_images`).
+    Each is read, resized to ``size`` and normalized by :func:`pocketgan.imaging.prepare`: the
+    reader, resize and normalization of training and of the runtime.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise PocketganError(f"{directory}: no such calibration directory")
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise PocketganError(f"{directory}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) to calibrate with")
-    files = files[:: max(1, len(files) // limit)][:limit]
-    cv2 = require("cv2", "runtime", "reading calibration images")
-    images = np.stack([_read_image(cv2, path, io.input_channels, size) for path in files])
-    return _to_value_range(torch.from_numpy(images).float() / 255.0, io)
+    source = input_images(directory)
+    if not source.files:
+        raise PocketganError(f"{directory}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) to calibrate with")
+    if io.input_channels not in (1, 3):
+        raise PocketganError(f"calibration images need a 1- or 3-channel model; this one takes {io.input_channels}")
+    files = source.files[:: max(1, len(source.files) // limit)][:limit]
+    return torch.from_numpy(np.stack([prepare(_read(source, path), io, size) for path in files]))
 
 
-def _read_image(cv2, path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    if channels not in (1, 3):
-        raise PocketganError(f"calibration images need a 1- or 3-channel model; this one takes {channels}")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    if image is None:
-        raise PocketganError(f"{path}: not a readable image")
-    height, width = size
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    if channels == 1:
-        return image[None]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
+def _read(source: InputImages, path: Path) -> np.ndarray:
+    try:
+        return source.read(path)
+    except ImageError as exc:
+        raise PocketganError(f"{path}: not a readable image ({exc})") from None
 
 
 def _to_value_range(unit: torch.Tensor, io: IOSpec) -> torch.Tensor:

@@ -47,6 +47,47 @@ def conv_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield name, module
 
 
+PRUNABLE_TYPES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+)  # fmt: skip
+
+
+def prunable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every layer whose output width channel pruning changes (convolutions and Linear), with its name."""
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            yield name, module
+
+
+def layer_width(module: nn.Module) -> int:
+    """Output channels of a convolution, output features of a Linear."""
+    return int(module.out_features if isinstance(module, nn.Linear) else module.out_channels)
+
+
+def prunable_widths(model: nn.Module) -> dict[str, int]:
+    """``{layer name: output width}`` for every prunable layer (what a pruned spec records)."""
+    return {name: layer_width(m) for name, m in prunable_layers(model)}
+
+
+WRAP_HINT = "wrap it first: pocketgan.models.wrap(module, io=IOSpec(...))"
+
+
+def as_generator(model: object, what: str) -> Generator:
+    """``model`` if it is a pocketgan generator, else one line saying to wrap it (never an AttributeError)."""
+    if isinstance(model, Generator):
+        return model
+    inner = getattr(model, "model", None)  # a LoadedModel passed where its .model was meant
+    if isinstance(inner, Generator) and hasattr(model, "manifest"):
+        return inner
+    if isinstance(model, nn.Module):
+        raise PocketganError(
+            f"{what} needs a pocketgan generator; {type(model).__name__} is a plain torch module: {WRAP_HINT}"
+        )
+    raise PocketganError(
+        f"{what} needs a pocketgan generator (a wrapped nn.Module or load_model(...)); got {type(model).__name__}"
+    )
+
+
 class Generator(nn.Module):
     """Base class: subclasses set ``arch``, ``config`` and ``io`` and implement ``feature_taps``."""
 
@@ -59,7 +100,7 @@ class Generator(nn.Module):
         raise NotImplementedError
 
     def spec(self) -> GeneratorSpec:
-        """The spec that rebuilds this generator, current (possibly pruned) widths included."""
+        """The spec that rebuilds this generator, current (possibly pruned) widths included (``None``: defaults)."""
         from pocketgan.models.registry import create_generator
 
         widths = {name: _out_channels(m) for name, m in conv_layers(self)}
@@ -76,6 +117,7 @@ class Generator(nn.Module):
             )
 
     def example_input(self, height: int = 256, width: int | None = None, batch: int = 1) -> torch.Tensor:
+        """Zeros of shape ``(batch, input_channels, height, width)``, the size checked first."""
         width = width or height
         self.check_input_size(height, width)
         return torch.zeros(batch, self.io.input_channels, height, width)

@@ -1,7 +1,8 @@
 """Resolving ``MODEL`` arguments and reading/writing model directories.
 
 ``MODEL`` is one of:
-- an architecture reference, ``resnet9:ngf=64`` (random weights, for planning);
+- an architecture reference, ``resnet9:ngf=64`` or ``mypkg.nets:build:channels=16`` (random
+  weights, for planning; see :mod:`pocketgan.models.registry` for the syntax);
 - a model directory (``model.safetensors`` + ``model.json``);
 - a checkpoint file (official ``latest_net_G.pth`` or a ``.safetensors``) with ``arch``.
 """
@@ -18,11 +19,13 @@ from typing import Any
 import torch
 
 from pocketgan import __version__
-from pocketgan.core.errors import PocketganError
-from pocketgan.core.contract import GeneratorSpec, MODEL_JSON, MODEL_WEIGHTS, ModelManifest, Profile
+from pocketgan.core.contract import MODEL_JSON, MODEL_WEIGHTS, GeneratorSpec, ModelManifest, Profile
+from pocketgan.core.errors import ManifestError, PocketganError
 from pocketgan.core.fsio import atomic_path, sha256_file
-from pocketgan.models.base import Generator
-from pocketgan.models.registry import create_generator, is_reference, parse_reference
+from pocketgan.models.base import Generator, as_generator
+from pocketgan.models.factory import build_from_reference
+from pocketgan.models.registry import FACTORY_SYNTAX, is_reference, parse_reference
+from pocketgan.models.wrap import WrappedGenerator, rebuildable
 
 
 @dataclass
@@ -37,9 +40,26 @@ class LoadedModel:
         return str(self.manifest.provenance.get("name") or self.manifest.spec.arch)
 
 
-def build_generator(spec: GeneratorSpec) -> Generator:
-    """Rebuild a generator (random weights) from its spec, pruned widths included."""
-    return create_generator(spec.arch, widths=spec.widths, **spec.config)
+def build_generator(spec: GeneratorSpec, *, pruners: dict[type, Any] | None = None) -> Generator:
+    """Rebuild a generator (random weights) from its spec, pruned widths included.
+
+    ``pruners``: torch-pruning custom pruners (by module type) beyond the registered ones, for a
+    wrapped model whose widths are re-applied with the dependency graph.
+    """
+    return build_from_reference(spec.arch, spec.config, spec.widths, pruners=pruners)
+
+
+def as_loaded(model: object, what: str) -> LoadedModel:
+    """A :class:`LoadedModel` for ``model`` (a LoadedModel, or a generator described by its own spec).
+
+    A plain ``nn.Module`` gets one line saying to wrap it (``pocketgan.models.wrap``).
+    """
+    if isinstance(model, LoadedModel):
+        as_generator(model.model, what)
+        return model
+    generator = as_generator(model, what)
+    manifest = ModelManifest(spec=generator.spec(), io=generator.io, provenance={"name": generator.arch})
+    return LoadedModel(generator, manifest)
 
 
 def load_model(ref: str | os.PathLike[str], arch: str | None = None) -> LoadedModel:
@@ -63,7 +83,8 @@ def load_model(ref: str | os.PathLike[str], arch: str | None = None) -> LoadedMo
         from pocketgan.models.registry import list_generators
 
         raise PocketganError(
-            f"{text}: no such file or directory, and not an architecture ({', '.join(list_generators())})"
+            f"{text}: no such file or directory, and not an architecture ({', '.join(list_generators())}, "
+            f"or {FACTORY_SYNTAX.split(' or ')[1]})"
         )
     loaded.model.eval()
     return loaded
@@ -71,7 +92,7 @@ def load_model(ref: str | os.PathLike[str], arch: str | None = None) -> LoadedMo
 
 def _from_reference(ref: str) -> Generator:
     name, config = parse_reference(ref)
-    return create_generator(name, **config)
+    return build_from_reference(name, config)
 
 
 def _load_model_dir(path: Path) -> LoadedModel:
@@ -81,10 +102,45 @@ def _load_model_dir(path: Path) -> LoadedModel:
     weights = path / MODEL_WEIGHTS
     if not weights.exists():
         raise PocketganError(f"{path}: model directory has no {MODEL_WEIGHTS}")
+    check_weights_sha256(weights, manifest.weights_sha256)
     model = build_generator(manifest.spec)
     load_state_dict_checked(model, read_state_dict(weights), str(weights))
+    if isinstance(model, WrappedGenerator):
+        model.io = manifest.io  # a wrapped model's I/O is what was saved, whatever its factory declares
     manifest.provenance.setdefault("name", path.name)
     return LoadedModel(model, manifest)
+
+
+def check_rebuilds(model: Generator, spec: GeneratorSpec) -> None:
+    """One line unless ``spec`` (a wrapped model's factory, config and widths) rebuilds ``model``'s state dict shapes.
+
+    Catches, before anything is written, a factory that is not importable, a class recorded without
+    the arguments it was built with, and custom pruners used but not registered.
+    """
+    problem = rebuildable(spec.arch)
+    if problem:
+        raise PocketganError(f"save_model: cannot record how to rebuild this model: {problem}")
+    try:
+        load_state_dict_checked(build_generator(spec), model.state_dict(), f"this {type(model).__name__}")
+    except PocketganError as exc:
+        settings = ", ".join(f"{k}={v!r}" for k, v in spec.config.items())
+        raise PocketganError(
+            f"save_model: the recorded recipe {spec.arch}({settings}) does not rebuild the model ({exc}); pass the "
+            "factory and its arguments to pocketgan.models.wrap(..., factory=, config=), and register custom "
+            "pruners with pocketgan.models.register_pruner"
+        ) from None
+
+
+def check_weights_sha256(weights: Path, expected: str | None) -> None:
+    """A one-line :class:`ManifestError` naming ``weights`` when its SHA-256 is not the manifest's."""
+    if expected is None:
+        return
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ManifestError(
+            f"{weights}: sha256 {actual[:12]}… does not match weights_sha256 {expected[:12]}… in {MODEL_JSON} "
+            "(the weights were changed or replaced after saving)"
+        )
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -154,10 +210,15 @@ def save_model(
 ) -> ModelManifest:
     """Write ``out_dir`` as a model directory (safetensors + manifest), each file atomically.
 
-    Other files in ``out_dir`` (training checkpoints, logs) are left alone.
+    ``model`` is a pocketgan generator (a plain ``nn.Module``: wrap it first with
+    :func:`pocketgan.models.wrap`). Other files in ``out_dir`` (training checkpoints, logs) are left alone.
     """
     from safetensors.torch import save_file
 
+    model = as_generator(model, "save_model")
+    spec = model.spec()  # before anything is written: a model that cannot describe itself writes nothing
+    if isinstance(model, WrappedGenerator):
+        check_rebuilds(model, spec)
     out_dir = Path(out_dir)
     provenance = {
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -169,9 +230,9 @@ def save_model(
     # Weights first, manifest last: a directory with a model.json always has matching weights.
     (out_dir / MODEL_JSON).unlink(missing_ok=True)
     with atomic_path(out_dir / MODEL_WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"arch": model.arch})
+        save_file(state, str(tmp), metadata={"arch": spec.arch})
     manifest = ModelManifest(
-        spec=model.spec(),
+        spec=spec,
         io=model.io,
         provenance=provenance,
         profile=profile,

@@ -34,7 +34,8 @@ DEFAULT_SIZE = 256
 class ProfileReport:
     """MACs and parameters of a model at one input shape, with a per-module breakdown.
 
-    ``by_module`` maps each leaf module that does work (MACs > 0) to its MACs, in model order;
+    ``by_module`` maps each module that does work itself (MACs > 0; see :func:`own_macs`) to those
+    MACs, in model order;
     ``by_operator`` maps fvcore operator names (``conv``, ``instance_norm``, ...) to MACs.
     """
 
@@ -101,16 +102,34 @@ def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, DEFAUL
             per_operator = analysis.by_operator()
     finally:
         model.train(was_training)
-    leaves = {name: type(m).__name__ for name, m in model.named_modules() if name and not any(m.children())}
-    by_module = {name: int(per_module.get(name, 0)) for name in leaves if per_module.get(name, 0)}
+    by_module = own_macs(model, per_module)
+    kinds = {name: type(m).__name__ for name, m in model.named_modules()}
     return ProfileReport(
         macs=total,
         params=count_params(model),
         input_shape=input_shape,
         by_module=by_module,
         by_operator={op: int(n) for op, n in per_operator.items() if n},
-        module_types={name: leaves[name] for name in by_module},
+        module_types={name: kinds[name] for name in by_module},
     )
+
+
+def own_macs(model: nn.Module, per_module: dict[str, int]) -> dict[str, int]:
+    """MACs each module does itself (its total minus its children's), for modules that do any, in model order.
+
+    For a leaf that is all its MACs; a custom module counts the functional ops of its own forward
+    (a blur applied with ``F.conv2d``) without those of its submodules. The values add up to the
+    total unless the top-level forward itself does work.
+    """
+    own: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        children = sum(int(per_module.get(f"{name}.{child}", 0)) for child, _ in module.named_children())
+        macs = int(per_module.get(name, 0)) - children
+        if macs > 0:
+            own[name] = macs
+    return own
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -137,18 +156,6 @@ class _quiet_fvcore:
     def __exit__(self, *exc: Any) -> None:
         self.warnings.__exit__(*exc)
         self.logger.setLevel(self.level)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256"`` → ``(256, 256)``; ``"256x320"`` or ``"256,320"`` → ``(256, 320)`` (height, width)."""
-    parts = [p for p in re.split(r"[x×,\s]+", str(text).strip().lower()) if p]
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) not in (1, 2) or min(sizes) <= 0:
-        raise PocketganError(f"bad size {text!r}: expected H or HxW with positive integers, e.g. 256 or 256x320")
-    return (sizes[0], sizes[-1])
 
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}

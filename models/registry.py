@@ -1,13 +1,23 @@
-"""timm-style registries for generators and discriminators, and the ``arch:key=value`` reference syntax."""
+"""timm-style registries for generators and discriminators, and the architecture reference syntax.
+
+A reference is ``NAME[:key=value,...]`` for a registered generator (built in, or a
+``pocketgan.generators`` entry point) or ``MODULE:FACTORY[:key=value,...]`` for any importable
+callable returning an ``nn.Module`` (``mypkg.nets:build:channels=16``).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.options import parse_value
 from pocketgan.core.registry import Registry
+
+FACTORY_SYNTAX = "arch:key=value,... or package.module:factory[:key=value,...]"
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_FACTORY_NAME = _MODULE_NAME  # a function or class, or an attribute path such as Zoo.small
 
 #: Generator factories ``fn(widths=None, **config) -> Generator``; plugins: entry-point group ``pocketgan.generators``.
 GENERATORS: Registry[Callable[..., Any]] = Registry(
@@ -40,8 +50,14 @@ def list_discriminators() -> list[str]:
 
 
 def create_generator(name: str, *, widths: dict[str, int] | None = None, **config: Any):
-    """Build a registered generator, e.g. ``create_generator("resnet9", ngf=64)``."""
-    return GENERATORS.get(name)(widths=widths, **config)
+    """Build a generator by reference name, e.g. ``create_generator("resnet9", ngf=64)``.
+
+    ``name`` is a registered generator or an importable factory (``"mypkg.nets:build"``); see
+    :mod:`pocketgan.models.factory` for how factories that know nothing about ``widths`` are pruned.
+    """
+    from pocketgan.models.factory import build_from_reference
+
+    return build_from_reference(name, config, widths)
 
 
 def create_discriminator(name: str, **config: Any):
@@ -50,17 +66,38 @@ def create_discriminator(name: str, **config: Any):
 
 
 def parse_reference(ref: str) -> tuple[str, dict[str, Any]]:
-    """``"resnet9:ngf=32,dropout=false"`` → ``("resnet9", {"ngf": 32, "dropout": False})``."""
-    name, _, rest = ref.partition(":")
+    """Split an architecture reference into its name and config.
+
+    ``"resnet9:ngf=32,dropout=false"`` → ``("resnet9", {"ngf": 32, "dropout": False})``;
+    ``"mypkg.nets:build:ngf=8"`` → ``("mypkg.nets:build", {"ngf": 8})``. After the first colon,
+    ``key=value`` pairs mean a registered generator's config, a Python name (no ``=``) an
+    importable factory (see :data:`FACTORY_SYNTAX`).
+    """
+    head, _, rest = ref.strip().partition(":")
+    second, colon, after = rest.partition(":")
+    if _FACTORY_NAME.fullmatch(second.strip()) and head.strip() not in GENERATORS:
+        name, rest = f"{head.strip()}:{second.strip()}", after if colon else ""
+    else:
+        name = head.strip()
     config: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise PocketganError(f"bad architecture reference {ref!r}: expected arch:key=value,...")
+            raise PocketganError(f"bad architecture reference {ref!r}: expected {FACTORY_SYNTAX}")
         config[key.strip().replace("-", "_")] = parse_value(value.strip())
-    return name.strip(), config
+    return name, config
+
+
+def is_factory_name(name: str) -> bool:
+    """True for ``module:factory`` names (``mypkg.nets:build``), as :func:`parse_reference` returns them."""
+    module, colon, attr = name.partition(":")
+    return bool(colon) and bool(_MODULE_NAME.fullmatch(module)) and bool(_FACTORY_NAME.fullmatch(attr))
 
 
 def is_reference(ref: str) -> bool:
-    """True when ``ref`` names a registered generator (``resnet9`` or ``resnet9:ngf=16``)."""
-    return ref.partition(":")[0] in GENERATORS
+    """True when ``ref`` names a registered generator (``resnet9:ngf=16``) or a factory (``nets:build``)."""
+    try:
+        name, _ = parse_reference(ref)
+    except PocketganError:
+        return ref.partition(":")[0] in GENERATORS
+    return name in GENERATORS or is_factory_name(name)

@@ -11,6 +11,7 @@ import numpy as np
 from pocketgan.console import format_count
 from pocketgan.core.fsio import atomic_path, write_json_atomic
 
+#: The results table's columns before the metrics: (title, row key).
 COLUMNS = [
     ("model", "model"),
     ("method", "method"),
@@ -20,36 +21,34 @@ COLUMNS = [
     ("ORT p50 ms", "latency_p50_ms"),
     ("ORT p90 ms", "latency_p90_ms"),
     ("FPS", "fps"),
-    ("PSNR (GT)", "psnr"),
-    ("SSIM (GT)", "ssim"),
-    ("PSNR (teacher)", "psnr_teacher"),
-    ("FID", "fid"),
-    ("KID", "kid"),
 ]
 
 
 def format_cell(key: str, value: Any) -> str:
-    """Human formatting for one results-table cell."""
+    """Human formatting for one of the table's non-metric cells (:data:`COLUMNS`)."""
     if value is None:
         return "–"
     if key in ("macs", "params"):
         return format_count(value)
     if key == "compression":
         return f"{value * 100:.1f}% ({1 / max(1 - value, 1e-9):.1f}×)"
-    if key == "kid":
-        return f"{value:.3f}"
-    if key in ("latency_p50_ms", "latency_p90_ms", "fps", "psnr", "psnr_teacher", "fid"):
+    if key in ("latency_p50_ms", "latency_p90_ms", "fps"):
         return f"{value:.2f}" if value != float("inf") else "∞"
-    if key == "ssim":
-        return f"{value:.3f}"
     return str(value)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The results table in Markdown."""
-    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    """The results table in Markdown: :data:`COLUMNS`, then the registered metrics' report columns
+    (:func:`pocketgan.distill.metrics.report_columns`: title, row key, format)."""
+    from pocketgan.distill.metrics import report_columns
+
+    metrics = report_columns()
+    titles = [title for title, _ in COLUMNS] + [title for title, *_ in metrics]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for row in rows:
-        lines.append("| " + " | ".join(format_cell(key, row.get(key)) for _, key in COLUMNS) + " |")
+        cells = [format_cell(key, row.get(key)) for _, key in COLUMNS]
+        cells += [metric.render(row.get(key), fmt) for _, key, metric, fmt in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -97,10 +96,19 @@ def save_pareto_plot(path: Path, rows: list[dict[str, Any]], quality_key: str, q
         ax.set_xlabel(x_label)
         ax.set_ylabel(quality_label)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"{quality_label} vs cost (lower-left is better)" if "FID" in quality_label else quality_label)
+    fig.suptitle(f"{quality_label} vs cost ({_better_corner(quality_key)} is better)")
     fig.tight_layout()
     _save_figure(fig, path)
     return path
+
+
+def _better_corner(quality_key: str) -> str:
+    """Where the good models are on a quality-vs-cost plot: lower-left for a metric where lower is better."""
+    from pocketgan.distill.metrics import METRICS
+
+    key = quality_key.removesuffix("_teacher")
+    higher = key in METRICS and METRICS.get(key).higher_is_better
+    return "upper-left" if higher else "lower-left"
 
 
 def _save_figure(fig: Any, path: Path) -> None:

@@ -3,25 +3,28 @@
 Several runners are measured *interleaved* (round robin, one iteration each in turn) so that
 frequency scaling, thermal throttling and background load hit all of them alike and their
 ratios stay fair. A run lasts at least ``iterations`` iterations per runner AND at least
-``duration_s`` seconds.
+``duration_s`` seconds. Progress goes to a :data:`~pocketgan.core.progress.ProgressCallback`:
+a "warm-up" task, then a "timing" task in percent of the run (reported between iterations, never
+during one).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressCallback, ProgressTask
 from pocketgan.runtime.host import host_info, peak_rss_mb
 from pocketgan.runtime.runner import Runner
 from pocketgan.runtime.stats import HIGH_CV, LatencyStats
 
-#: ``progress(fraction_done)`` is called after every round of the timed phase.
-ProgressCallback = Callable[[float], None]
+#: The timed task's ``total``: its progress is reported in percent of the run.
+PERCENT = 100.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class BenchSettings:
         if self.duration_s < 0 or self.warmup_ms < 0:
             raise PocketganError("--duration and --warmup-ms must be >= 0")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
-            raise PocketganError(f"--size needs two positive integers H W, got {self.size}")
+            raise PocketganError(f"--size needs a positive height and width (H or HxW), got {self.size}")
 
 
 @dataclass
@@ -106,12 +109,18 @@ def benchmark(
     settings: BenchSettings,
     progress: ProgressCallback | None = None,
 ) -> list[BenchResult]:
-    """Measure ``runners`` interleaved and return one :class:`BenchResult` each, in the same order."""
+    """Measure ``runners`` interleaved and return one :class:`BenchResult` each, in the same order.
+
+    ``progress`` receives a "warm-up" task, then a "timing" task (``completed`` of 100 percent).
+    """
     if not runners:
         raise PocketganError("nothing to benchmark")
     inputs = [make_input(r, settings) for r in runners]  # validate every shape before any timing
-    warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
-    samples, elapsed = _timed_rounds(runners, inputs, settings, progress)
+    what = f"{len(runners)} artifact{'s' if len(runners) > 1 else ''}"
+    with ProgressTask(progress, f"warm-up ({what})"):
+        warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
+    with ProgressTask(progress, f"timing {what}", PERCENT) as task:
+        samples, elapsed = _timed_rounds(runners, inputs, settings, task)
     rss = peak_rss_mb()
     host = host_info()
     return [
@@ -138,9 +147,9 @@ def _timed_rounds(
     runners: Sequence[Runner],
     inputs: Sequence[np.ndarray],
     settings: BenchSettings,
-    progress: ProgressCallback | None,
+    task: ProgressTask,
 ) -> tuple[list[list[float]], float]:
-    """Round robin, one timed iteration per runner per round, until both minimums are met."""
+    """Round robin, one timed iteration per runner per round, until both minimums are met (reported to ``task``)."""
     samples: list[list[float]] = [[] for _ in runners]
     start = time.perf_counter()
     rounds = 0
@@ -150,8 +159,7 @@ def _timed_rounds(
         rounds += 1
         elapsed = time.perf_counter() - start
         done = min(rounds / settings.iterations, elapsed / settings.duration_s if settings.duration_s else 1.0)
-        if progress is not None:
-            progress(min(done, 1.0))
+        task.update(completed=min(done, 1.0) * PERCENT, status=f"{rounds} round{'s' if rounds > 1 else ''}")
         if done >= 1.0:
             return samples, elapsed
 

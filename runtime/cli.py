@@ -7,17 +7,15 @@ annotations``: typer reads the command's annotations, which close over local var
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from pocketgan.core.cli import run_app
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.options import parse_size
 from pocketgan.runtime.registry import list_backends
 
 if TYPE_CHECKING:
@@ -37,17 +35,20 @@ ThreadsOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per run (needs a dynamic batch unless 1).")]
 SizeOpt = Annotated[
-    Optional[tuple[int, int]],
+    Optional[str],
     typer.Option(
-        "--size", metavar="H W", help="Input height and width (required when the artifact's size is dynamic)."
+        "--size", metavar="H|HxW",
+        help="Input size, e.g. 256 or 256x320 (required when the artifact's size is dynamic).",
     ),
 ]
 WarmupOpt = Annotated[float, typer.Option("--warmup-ms", min=0, help="Untimed warm-up per artifact, in milliseconds.")]
 IterationsOpt = Annotated[int, typer.Option("--iterations", min=1, help="Timed iterations per artifact, at least.")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=0, help="Timed seconds, at least.")]
-JsonOpt = Annotated[
-    Optional[Path], typer.Option("--json", metavar="PATH", help="Write the results (raw samples included) as JSON.")
+OutOpt = Annotated[
+    Optional[Path],
+    typer.Option("--out", "-o", metavar="PATH", help="Write the results (raw samples included) as JSON to PATH."),
 ]
+LegacyJsonOpt = Annotated[Optional[Path], typer.Option("--json", hidden=True, help="Old spelling of --out.")]
 
 
 def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Sequence[str] | None = None) -> None:
@@ -76,7 +77,8 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         warmup_ms: WarmupOpt = 500.0,
         iterations: IterationsOpt = 50,
         duration: DurationOpt = 5.0,
-        json_path: JsonOpt = None,
+        out: OutOpt = None,
+        legacy_json: LegacyJsonOpt = None,
     ) -> None:
         """Measure latency and throughput: warm up, then time iterations round robin across ARTIFACTs."""
         run_bench(
@@ -84,11 +86,11 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
             backends=pair_backends(artifacts, backend or ["ort"], offered),
             threads=threads,
             batch=batch,
-            size=size,
+            size=parse_size(size) if size is not None else None,
             warmup_ms=warmup_ms,
             iterations=iterations,
             duration=duration,
-            json_path=json_path,
+            json_path=out or legacy_json,
         )
 
 
@@ -116,52 +118,28 @@ def run_bench(
     duration: float = 5.0,
     json_path: str | os.PathLike[str] | None = None,
 ) -> list["BenchResult"]:
-    """Load every artifact (``backends[i]``, default ort), benchmark them interleaved, print a table, write JSON."""
+    """Load every artifact (``backends[i]``, default ort), benchmark them interleaved, print a table, write JSON.
+
+    Progress is drawn on stderr (terminals only) by :class:`~pocketgan.runtime.console.RichProgress`,
+    which redraws only between timed iterations, so no refresh thread competes with the measured work.
+    """
     from pocketgan.runtime.bench import BenchSettings, benchmark
+    from pocketgan.runtime.console import RichProgress, console, err_console
     from pocketgan.runtime.registry import load
     from pocketgan.runtime.report import print_results, write_results_json
 
     settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration)
     if json_path is not None and Path(json_path).is_dir():
-        raise PocketganError(f"--json {json_path} is a directory; give a file name")
+        raise PocketganError(f"-o/--out {json_path} is a directory; give a file name")
     backends = list(backends or ["ort"] * len(artifacts))
     runners = [load(a, backend=b, threads=threads) for a, b in zip(artifacts, backends, strict=True)]
-    console, err_console = Console(highlight=False), Console(stderr=True, highlight=False)
-    with _progress_bar(err_console, len(runners)) as advance:
-        results = benchmark(runners, settings, progress=advance)
+    with RichProgress(err_console) as bar:
+        results = benchmark(runners, settings, progress=bar)
     print_results(results, console, err_console)
     if json_path is not None:
         written = write_results_json(results, json_path)
         console.print(f"wrote {written}", soft_wrap=True, markup=False)
     return results
-
-
-@contextmanager
-def _progress_bar(console: Console, count: int) -> Iterator[Callable[[float], None]]:
-    """A transient rich progress bar (terminals only); the yielded ``advance(fraction)`` tracks the timed phase.
-
-    It redraws only from ``advance`` (called between timed iterations, at most 5 times a second):
-    no refresh thread competes with the measured work.
-    """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn(f"[bold]bench {count} artifact(s)"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
-    live = console.is_terminal  # no bar (and no stray blank lines) in logs and pipes
-    progress = Progress(
-        *columns, TimeElapsedColumn(), console=console, transient=True, auto_refresh=False, disable=not live
-    )
-    task = progress.add_task("timed", total=1.0)
-    last_draw = 0.0
-
-    def advance(fraction: float) -> None:
-        nonlocal last_draw
-        now = time.monotonic()
-        if now - last_draw >= 0.2 or fraction >= 1.0:
-            progress.update(task, completed=fraction, refresh=True)
-            last_draw = now
-
-    with progress:
-        yield advance
 
 
 app = typer.Typer(

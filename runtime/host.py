@@ -1,4 +1,4 @@
-"""Where a benchmark ran: CPU model, cores, OS, Python and library versions, and peak memory."""
+"""Where a benchmark ran: CPU model and instruction set, cores, OS, Python and library versions, peak memory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pocketgan.core.hostinfo import host_isa
+
 #: Packages whose versions are recorded when installed (looked up by distribution name, never imported).
 RECORDED_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "pocketgan")
 _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
@@ -17,9 +19,16 @@ _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
 
 @lru_cache(maxsize=1)
 def host_info() -> dict[str, Any]:
-    """A JSON-ready description of this machine and software stack."""
+    """A JSON-ready description of this machine and software stack.
+
+    ``isa`` names the instruction-set extensions that decide int8 speed and correctness
+    (e.g. "x86-64 AVX2 (no VNNI)", see :mod:`pocketgan.core.hostinfo`); ``cpu_features`` lists them.
+    """
+    isa = host_isa()
     return {
         "cpu": cpu_model(),
+        "isa": isa.label,
+        "cpu_features": list(isa.features),
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "usable_cores": _usable_cores(),

@@ -1,11 +1,19 @@
-"""Pixels in and out of a generator: uint8 HWC RGB images ⇄ NCHW float tensors in the model's value range."""
+"""Images at the runtime's door: validation and the sizes a model accepts.
+
+Reading, resizing and normalization are :mod:`pocketgan.imaging`'s (the functions training and
+int8 calibration use): :func:`to_tensor` and :func:`to_image` are its :func:`~pocketgan.imaging.normalize`
+and :func:`~pocketgan.imaging.denormalize` with a batch axis.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import IOSpec
+from pocketgan.core.errors import PocketganError
+from pocketgan.imaging import denormalize, normalize, resize
+
+__all__ = ["check_image", "fit_size", "resize", "to_image", "to_tensor"]
 
 
 def check_image(image: np.ndarray, channels: int) -> np.ndarray:
@@ -22,32 +30,16 @@ def check_image(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def to_tensor(image: np.ndarray, io: IOSpec, dtype: np.dtype | type = np.float32) -> np.ndarray:
-    """uint8 ``H×W×C`` → ``1×C×H×W`` scaled from [0, 255] to ``io.value_range``."""
-    low, high = io.value_range
-    scaled = image.astype(np.float32) * ((high - low) / 255.0) + low
-    return np.ascontiguousarray(scaled.transpose(2, 0, 1)[None], dtype=dtype)
+    """uint8 ``H×W×C`` → ``1×C×H×W`` as ``io`` says (``x * scale + offset``, channel order)."""
+    return np.ascontiguousarray(normalize(image, io)[None], dtype=dtype)
 
 
 def to_image(tensor: np.ndarray, io: IOSpec) -> np.ndarray:
-    """``C×H×W`` in ``io.value_range`` → uint8 ``H×W×C`` (values outside the range are clipped)."""
-    low, high = io.value_range
-    unit = (np.asarray(tensor, dtype=np.float32) - low) / (high - low)
-    pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.ascontiguousarray(pixels.transpose(1, 2, 0))
+    """``C×H×W`` model values → uint8 ``H×W×C`` RGB (values outside ``io.value_range`` are clipped)."""
+    return denormalize(tensor, io)
 
 
 def fit_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     """The nearest size a model with ``size_multiple`` accepts (at least one multiple per side)."""
     multiple = max(1, int(multiple))
     return (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
-
-
-def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an ``H×W×C`` uint8 image with OpenCV (area when shrinking, bilinear when growing)."""
-    if image.shape[:2] == (height, width):
-        return image
-    import cv2
-
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return out.reshape(height, width, image.shape[2])

@@ -46,13 +46,14 @@ _ROWS: list[tuple[str, Callable[[BenchResult, float], str]]] = [
 
 
 def host_line(results: Sequence[BenchResult]) -> str:
-    """``host: <cpu> (N cores), <os>, python X, numpy Y, onnxruntime Z``."""
+    """``host: <cpu> (<isa>, N cores), <os>, python X, numpy Y, onnxruntime Z``."""
     if not results:
         return ""
     host = results[0].host
     versions = {**host.get("versions", {}), **{k: v for r in results for k, v in r.versions.items()}}
     libraries = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "pocketgan")
-    machine = f"{host.get('cpu')} ({host.get('cores')} cores), {host.get('os')}"
+    isa = f"{host['isa']}, " if host.get("isa") else ""
+    machine = f"{host.get('cpu')} ({isa}{host.get('cores')} cores), {host.get('os')}"
     return f"host: {machine}, python {host.get('python')}, {libraries}"
 
 

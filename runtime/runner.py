@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
+from pocketgan.core.errors import PocketganError
+from pocketgan.imaging import prepare
 from pocketgan.runtime import pixels
 
 
@@ -98,16 +99,16 @@ class Runner(ABC):
         if isinstance(h, int) and isinstance(w, int):
             if size is not None and tuple(size) != (h, w):
                 raise PocketganError(
-                    f"{self.name} takes a fixed {h}x{w} input; --size {size[0]} {size[1]} does not fit"
+                    f"{self.name} takes a fixed {h}x{w} input; --size {size[0]}x{size[1]} does not fit"
                 )
             return batch, channels, h, w
         if size is None:
-            raise PocketganError(f"{self.name} has a dynamic input size {shape}; pass --size H W")
+            raise PocketganError(f"{self.name} has a dynamic input size {shape}; pass --size H or --size HxW")
         height, width = int(size[0]), int(size[1])
         multiple = self.io.size_multiple
         for static, given in ((h, height), (w, width)):
             if isinstance(static, int) and static != given:
-                raise PocketganError(f"{self.name} input shape {shape} does not fit --size {height} {width}")
+                raise PocketganError(f"{self.name} input shape {shape} does not fit --size {height}x{width}")
         if height < 1 or width < 1 or height % multiple or width % multiple:
             raise PocketganError(
                 f"{self.name} needs a height and width that are positive multiples of {multiple}; got {height}x{width}"
@@ -119,18 +120,20 @@ class Runner(ABC):
         """Translate one uint8 ``H×W×C`` RGB image and return a uint8 RGB image of the same height and width.
 
         The image is resized to the artifact's fixed size (or to the nearest accepted size when the
-        size is dynamic), scaled into the sidecar's value range, run, scaled back and resized back.
+        size is dynamic) and normalized as the sidecar's I/O spec says (:func:`pocketgan.imaging.prepare`:
+        the resize and normalization of training and calibration), run, mapped back to pixels and
+        resized back with the same interpolation.
         """
         image = pixels.check_image(image, self.io.input_channels)
         height, width = image.shape[:2]
         n, _, h, w = self.input_shape
         if not (isinstance(h, int) and isinstance(w, int)):
             h, w = pixels.fit_size(height, width, self.io.size_multiple)
-        batch = pixels.to_tensor(pixels.resize(image, h, w), self.io)
+        batch = prepare(image, self.io, (h, w))[None]
         if isinstance(n, int) and n > 1:
             batch = np.repeat(batch, n, axis=0)
         out = pixels.to_image(self.run(batch)[0], self.io)
-        return pixels.resize(out, height, width)
+        return pixels.resize(out, height, width, self.io.interpolation)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, providers={self.providers}, input={self.input_shape})"

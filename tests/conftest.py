@@ -93,7 +93,7 @@ def bench(cli, capsys, tmp_path):
     def run(program: str, *args: object, json_out: bool = True) -> BenchRun:
         out_path = tmp_path / "results.json"
         out_path.unlink(missing_ok=True)
-        argv = [str(a) for a in args] + (["--json", str(out_path)] if json_out else [])
+        argv = [str(a) for a in args] + (["-o", str(out_path)] if json_out else [])
         if program == "pocketgan":
             res = cli("bench", *argv)
             code, out, err = res.code, res.out, res.err

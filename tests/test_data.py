@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -25,7 +27,7 @@ TINY = ["--size", "32", "--count", "8", "--val-count", "4", "--no-progress"]
 
 
 def build_tiny(out: Path, seed: int = 0, count: int = 8, **options) -> Path:
-    return build_dataset("edges2photos", out, size=32, count=count, val_count=4, seed=seed, progress=False, **options)
+    return build_dataset("edges2photos", out, size=32, count=count, val_count=4, seed=seed, **options)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,7 @@ def test_photos_folder_builds_from_the_users_photos_and_reports_odd_files(tmp_pa
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "data"
 
-    result = cli("data", "edges2photos", "--out", out, "--photos", photos, *TINY)
+    result = cli("data", "edges2photos", "-o", out, "--option", f"photos={photos}", *TINY)
     assert result.code == 0, result.err
     assert result.err.count("warning: ") == 1 and "skipped 2 of 4 files" in result.err
     assert "icon.png" in result.err and "notes.txt" in result.err
@@ -164,7 +166,7 @@ def test_photos_folder_builds_from_the_users_photos_and_reports_odd_files(tmp_pa
 
 def test_bad_builder_input_is_one_line_and_writes_nothing(tmp_path, cli):
     (tmp_path / "empty").mkdir()
-    result = cli("data", "edges2photos", "--out", tmp_path / "a", "--photos", tmp_path / "empty", *TINY)
+    result = cli("data", "edges2photos", "--out", tmp_path / "a", "--option", f"photos={tmp_path / 'empty'}", *TINY)
     assert result.code == 2 and result.err.startswith("error: ") and result.err.count("\n") == 1
     assert "no usable photos" in result.err and not (tmp_path / "a").exists()
 
@@ -186,6 +188,75 @@ def test_data_help_lists_the_builders(cli):
     assert "edges2photos" in list_builders()
     result = cli("data", "--help")
     assert result.code == 0 and "Builders" in result.out and "edges2photos" in result.out and "inspect" in result.out
+
+
+def test_builder_options_are_declared_and_checked(tmp_path, cli):
+    result = cli("data", "edges2photos", "-o", tmp_path / "x", "--option", "photoz=somewhere", *TINY)
+    assert result.code == 2 and not (tmp_path / "x").exists()
+    expected = "error: dataset builder 'edges2photos' has no option 'photoz' (did you mean photos?) (its options: photos)"
+    assert result.err == expected + "\n"
+    with pytest.raises(PocketganError, match="has no option 'colour'"):
+        build_dataset("edges2photos", tmp_path / "y", size=32, colour="red")
+    result = cli("data", "edges2photos", "-o", tmp_path / "z", "--size", "32x48", *TINY[2:])
+    assert result.code == 2 and "--size must be square here" in result.err
+
+
+PLUGIN = """
+import numpy as np
+from pocketgan.distill.data.builders import DatasetBuilder, write_aligned_dataset
+
+
+def build(out, *, size=24, count=3, val_count=2, seed=0, level="40", progress=None):
+    def pairs(split, n):
+        for i in range(n):
+            a = np.full((size, size, 3), int(level), np.uint8)
+            yield f"{i}", a, 255 - a
+
+    splits = {"train": (count, pairs("train", count)), "val": (val_count, pairs("val", val_count))}
+    return write_aligned_dataset(out, splits, {"name": "flat", "size": size, "seed": seed}, progress=progress)
+
+
+BUILDER = DatasetBuilder("flat", "flat grey pairs (a test plugin)", build, {"level": "grey level of A"})
+"""
+
+
+def test_a_plugin_builder_is_a_data_command_without_touching_pocketgan(tmp_path, monkeypatch, cli):
+    from pocketgan.distill.data.builders import BUILDERS
+
+    (tmp_path / "pg_flat_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "pg_flat_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pg-flat-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pocketgan.datasets]\nflat = pg_flat_plugin:BUILDER\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(BUILDERS, "_plugins", None)  # entry points are read once per process: read them again
+    monkeypatch.setattr(BUILDERS, "_entries", dict(BUILDERS._entries))
+
+    result = cli("data", "--help")
+    assert result.code == 0 and "flat" in result.out and "flat grey pairs" in result.out
+    help_text = cli("data", "flat", "--help").out
+    assert "(default 24)" in help_text and "level: grey level of A" in help_text
+    result = cli("data", "flat", "-o", tmp_path / "flat", "--count", "2", "--option", "level=90", "--no-progress")
+    assert result.code == 0, result.err
+    assert "2 train + 2 val pairs at 24×24 px" in result.out
+    edges, photo = halves(png_files(tmp_path / "flat", "train")[0])
+    assert (edges == 90).all() and (photo == 165).all()
+    sys.modules.pop("pg_flat_plugin", None)
+
+
+def test_builders_report_progress_through_a_callback(tmp_path, monkeypatch):
+    from pocketgan.distill.data import images
+
+    events = []
+    build_dataset("edges2photos", tmp_path / "p", size=32, count=5, val_count=3, progress=events.append)
+    assert {e.task for e in events} == {"building p"} and events[-1].finished
+    assert events[-1].completed == events[-1].total == 8
+    assert [e.completed for e in events if e.status == "val"][-1] == 8 and any(e.status == "train" for e in events)
+
+    monkeypatch.setattr(images, "PROGRESS_MIN_FILES", 1)
+    scanned = []
+    images.scan_images(tmp_path / "p" / "train", progress=scanned.append)
+    assert scanned[-1].task == "checking train/" and scanned[-1].completed == 5 and scanned[-1].finished
 
 
 def test_inspect_describes_a_dataset(tiny, cli):
@@ -356,6 +427,27 @@ def test_empty_or_missing_splits_are_one_line_errors(tmp_path, cli):
 
     result = cli("data", "inspect", tmp_path / "nowhere")
     assert result.code == 2 and result.err == f"error: {tmp_path / 'nowhere'}: no such dataset directory\n"
+
+
+def test_fingerprint_reads_each_unchanged_file_once(tmp_path, monkeypatch):
+    from pocketgan.distill.data import layouts
+
+    write_mirror_pairs(tmp_path, count=4)
+    reads = []
+    real = layouts.sha256_file
+    monkeypatch.setattr(layouts, "sha256_file", lambda path: reads.append(Path(path).name) or real(path))
+    first = dataset_fingerprint(tmp_path)
+    assert sorted(reads) == ["0.png", "1.png", "2.png", "3.png"]
+    assert all(dataset_fingerprint(tmp_path) == first for _ in range(6)) and len(reads) == 4  # memoized
+
+    path = tmp_path / "train" / "1.png"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: read again, same content
+    assert dataset_fingerprint(tmp_path) == first and reads[4:] == ["1.png"]
+    image = cv2.imread(str(path))
+    image[0, 0, 0] ^= 1
+    cv2.imwrite(str(path), image)
+    assert dataset_fingerprint(tmp_path) != first and reads[5:] == ["1.png"]
 
 
 def test_fingerprint_follows_image_content_only(tmp_path):

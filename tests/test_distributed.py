@@ -28,7 +28,7 @@ sys.path.insert(0, {tests!r})
 from test_trainer import PairDataset, make_kd, make_pix2pix
 
 from pocketgan.distill.distributed import distributed_session
-from pocketgan.distill.trainer import train
+from pocketgan.distill.loop import train
 
 torch.set_num_threads(1)
 out = Path(sys.argv[1])
@@ -37,7 +37,7 @@ with distributed_session("cpu") as ctx:
     # Each rank builds different initial weights: the trainer must broadcast rank 0's.
     for method, distiller in (("pix2pix", make_pix2pix(seed=ctx.rank)), ("kd", make_kd(seed=ctx.rank))):
         train(distiller, PairDataset(n=8), out_dir=out / method, steps=4, batch_size=4, seed=0,
-              checkpoint_every=2, log_every=2, image_every=2, progress=False)
+              checkpoint_every=2, log_every=2, image_every=2)
         state = {{k: v.detach().contiguous() for k, v in distiller.state_dict().items()}}
         save_file(state, str(out / f"{{method}}-rank{{ctx.rank}}.safetensors"))
 """
@@ -73,13 +73,8 @@ def test_ddp_matches_a_single_process_run_with_the_same_global_batch(ddp_run, tm
     """KD has only per-sample ops, so averaging 2 shards' gradients equals the full batch's gradient."""
     from test_trainer import PairDataset, make_kd, run
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        single = make_kd(seed=0)
-        run(single, tmp_path / "single", steps=4, batch_size=4, dataset=PairDataset(n=8))
-    finally:
-        torch.set_num_threads(previous)
+    single = make_kd(seed=0)  # one thread, as each worker (conftest's session fixture)
+    run(single, tmp_path / "single", steps=4, batch_size=4, dataset=PairDataset(n=8))
     # Compare what the students compute: a conv bias right before InstanceNorm has a zero true gradient,
     # so Adam turns float noise into different (and irrelevant) values for it.
     ddp = make_kd(seed=0)

@@ -12,22 +12,22 @@ from torch import nn
 from torch.nn import functional as F
 
 from pocketgan.distill.features import DomainConfig, load_feature_network, train_domain_network
+from pocketgan.core.errors import PocketganError
 from pocketgan.distill.metrics import (
+    METRICS,
+    PairedMetric,
+    ReportColumn,
     evaluate,
     frechet_distance,
+    get_metric,
     kernel_inception_distance,
+    list_metrics,
     psnr_per_image,
     ssim_per_image,
 )
-from pocketgan.core.errors import PocketganError
 
 SIZE = 32
 TINY = DomainConfig(widths=(8, 16, 32, 64), crop=32, steps=30, batch_size=16, seed=0)
-
-
-@pytest.fixture(autouse=True)
-def _two_threads():
-    torch.set_num_threads(2)
 
 
 def photo_crops(count: int, size: int = SIZE, seed: int = 0) -> list[np.ndarray]:
@@ -62,7 +62,7 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def feature():
-    return train_domain_network(to_tensor(photo_crops(16, seed=5)), TINY, name="pocketgan-crops", progress=False)
+    return train_domain_network(to_tensor(photo_crops(16, seed=5)), TINY, name="pocketgan-crops")
 
 
 class Degraded(nn.Module):
@@ -122,7 +122,7 @@ def identity_data(tmp_path_factory):
 def test_metrics_move_the_right_way_as_the_output_degrades(identity_data, feature):
     models = {"perfect": nn.Identity(), "slight": Degraded(0.6, 0.02), "strong": Degraded(1.5, 0.15)}
     reports = {
-        name: evaluate(m, identity_data, feature=feature, teacher=nn.Identity(), batch_size=5, progress=False)
+        name: evaluate(m, identity_data, feature=feature, teacher=nn.Identity(), batch_size=5)
         for name, m in models.items()
     }
     perfect, slight, strong = (reports[k] for k in ("perfect", "slight", "strong"))
@@ -139,8 +139,53 @@ def test_metrics_move_the_right_way_as_the_output_degrades(identity_data, featur
     assert strong.n == 12 and strong.image_size == [SIZE, SIZE] and strong.seconds > 0
 
 
+def test_psnr_and_the_teacher_column_agree_with_a_direct_computation(identity_data, feature):
+    """PSNR = 10·log10(range² / MSE) per image, on [-1, 1] (range 2), averaged over the images."""
+    model, teacher = Degraded(0.8, 0.05), Degraded(1.2, 0.0)
+    report = evaluate(model, identity_data, feature=feature, teacher=teacher, batch_size=12)  # one batch: same noise
+    truth = torch.stack([identity_data[i]["B"] for i in range(len(identity_data))])
+    with torch.no_grad():
+        output, guide = model(truth).clamp(-1, 1), teacher(truth).clamp(-1, 1)
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        mse = ((a.double() - b.double()) ** 2).mean(dim=(1, 2, 3))
+        return float((10 * torch.log10(4.0 / mse)).mean())
+
+    assert report.value("psnr") == pytest.approx(psnr(output, truth), abs=1e-4)
+    assert report.value("psnr", "teacher") == pytest.approx(psnr(output, guide), abs=1e-4)
+    assert report.value("psnr", "teacher") != pytest.approx(report.value("psnr"), abs=0.1)
+
+
+def test_the_registry_drives_evaluate_and_its_order(identity_data, feature, monkeypatch):
+    assert list_metrics() == ["psnr", "ssim", "fid", "kid", "lpips_style"]
+    assert [get_metric(k).direction for k in list_metrics()] == ["↑", "↑", "↓", "↓", "↓"]
+    mae = PairedMetric(key="mae", label="MAE", direction="↓", format="{:.3f}", order=15,
+                       compute=lambda pair: (pair.output - pair.reference).abs().mean(dim=(1, 2, 3)),
+                       columns=(ReportColumn("MAE (GT)", order=12),))  # fmt: skip
+    monkeypatch.setitem(METRICS._entries, "mae", mae)  # as a plugin's entry point would register it
+    report = evaluate(Degraded(1.0, 0.1), identity_data, feature=feature, teacher=nn.Identity(), batch_size=12)
+    assert list(report.metrics) == ["psnr", "mae", "ssim", "fid", "kid", "lpips_style"]
+    truth = torch.stack([identity_data[i]["B"] for i in range(len(identity_data))])
+    with torch.no_grad():
+        expected = (Degraded(1.0, 0.1)(truth).clamp(-1, 1) - truth).abs().mean().item()
+    assert report.value("mae") == pytest.approx(expected, rel=1e-5) and report.value("mae", "teacher") > 0
+    assert report.metrics["mae"].network is None and report.row()["mae_teacher"] == report.value("mae", "teacher")
+    only = evaluate(nn.Identity(), identity_data, feature=feature, metrics=["ssim", "psnr"])
+    assert list(only.metrics) == ["psnr", "ssim"] and only.notes == []  # no FID/KID: no note about them
+    with pytest.raises(PocketganError, match="unknown metric 'psnrr' \\(did you mean psnr\\?\\)"):
+        evaluate(nn.Identity(), identity_data, feature=feature, metrics=["psnrr"])
+
+    from pocketgan.report import markdown_table
+
+    table = markdown_table([{"model": "m", "psnr": float("inf"), "mae": 0.12345, "ssim": 0.5, "kid": None}])
+    header, _, row = table.splitlines()
+    assert header == ("| model | method | MACs | params | compression | ORT p50 ms | ORT p90 ms | FPS "
+                      "| PSNR (GT) | MAE (GT) | SSIM (GT) | PSNR (teacher) | FID | KID |")  # fmt: skip
+    assert row == "| m | – | – | – | – | – | – | – | ∞ | 0.123 | 0.500 | – | – | – |"
+
+
 def test_every_feature_metric_is_labelled_with_its_network(identity_data, feature):
-    report = evaluate(nn.Identity(), identity_data, feature=feature, progress=False, model_name="identity")
+    report = evaluate(nn.Identity(), identity_data, feature=feature, model_name="identity")
     assert report.feature_network == "pocketgan-crops"
     assert report.metrics["fid"].label == "FID (pocketgan-crops)"
     assert report.metrics["kid"].label == "KID (pocketgan-crops)"
@@ -156,9 +201,9 @@ def test_every_feature_metric_is_labelled_with_its_network(identity_data, featur
 def test_evaluate_rejects_mismatched_outputs_and_reports_small_sets(identity_data, feature):
     gray = nn.Conv2d(3, 1, 1)
     with pytest.raises(PocketganError, match="outputs"):
-        evaluate(gray, identity_data, feature=feature, progress=False)
+        evaluate(gray, identity_data, feature=feature)
     single = torch.utils.data.Subset(identity_data, [0])
-    report = evaluate(nn.Identity(), single, feature=feature, progress=False)
+    report = evaluate(nn.Identity(), single, feature=feature)
     assert report.value("fid") is None and report.value("kid") is None and report.n == 1
     assert report.value("psnr") == float("inf")
 
@@ -173,31 +218,41 @@ def cli_setup(tmp_path_factory):
     from pocketgan.models import create_generator, save_model
 
     root = tmp_path_factory.mktemp("cli")
-    data = build_dataset("edges2photos", root / "e2p", size=SIZE, count=10, val_count=6, progress=False)
+    data = build_dataset("edges2photos", root / "e2p", size=SIZE, count=10, val_count=6)
     torch.manual_seed(0)
     save_model(create_generator("mobile-resnet", ngf=4, n_blocks=2), root / "student")
     cache = root / "cache"
     small = DomainConfig(widths=(4, 8, 8, 8), crop=16, steps=3, batch_size=4)
-    load_feature_network(None, data=data, cache_dir=cache / "features", progress=False, domain_config=small)
+    load_feature_network(None, data=data, cache_dir=cache / "features", domain_config=small)
     return root, data, cache
 
 
 def test_eval_cli_prints_a_labelled_table_and_writes_json(cli, cli_setup, monkeypatch):
     root, data, cache = cli_setup
     monkeypatch.setenv("POCKETGAN_CACHE", str(cache))
+    (network,) = (cache / "features").glob("pocketgan-edges2photos-*.safetensors")
     out = root / "results" / "eval.json"
     result = cli("eval", root / "student", "--data", data, "--teacher", "resnet9:ngf=4,n_blocks=1",
-                 "--feature", "pocketgan-edges2photos", "--batch", "4", "--json", out, "--no-progress")  # fmt: skip
+                 "--feature", network.stem, "--batch", "4", "-o", out, "--no-progress")  # fmt: skip
     assert result.code == 0, result.err
-    for text in ("FID (pocketgan-edges2photos)", "KID (pocketgan-edges2photos)", "PSNR", "SSIM", "vs ground truth",
-                 "vs teacher", "n=6"):  # fmt: skip
+    for text in ("FID (pocketgan-edges2photos) ↓", "KID (pocketgan-edges2photos) ↓", "PSNR (dB) ↑", "SSIM ↑",
+                 "vs ground truth", "vs teacher", "n=6"):  # fmt: skip
         assert text in result.out, text
     saved = json.loads(out.read_text())
     assert saved["feature_network"] == "pocketgan-edges2photos" and saved["n"] == 6
+    assert saved["feature_key"] == json.loads(network.with_name(network.name + ".json").read_text())["key"]
+    assert f"(key {saved['feature_key']})" in result.out
     assert saved["model"] == "student" and saved["teacher"] == "resnet9:ngf=4,n_blocks=1"
     values = saved["values"]
     assert 0 < values["psnr"] < 100 and -1 <= values["ssim"] <= 1 and values["fid"] > 0
     assert values["psnr_teacher"] is not None and values["fid_teacher"] > 0
+    # The table shows each value in its metric's registered format.
+    assert f"{values['kid']:.5f}" in result.out and f"{values['psnr']:.2f}" in result.out
+
+    again = root / "results" / "again.json"  # the old spelling still writes the same figures
+    assert cli("eval", root / "student", "--data", data, "--feature", str(network), "--json", again,
+               "--no-progress", "--size", "32x32").code == 0  # fmt: skip
+    assert json.loads(again.read_text())["values"]["psnr"] == values["psnr"]
 
 
 @pytest.mark.parametrize(
@@ -209,13 +264,14 @@ def test_eval_cli_prints_a_labelled_table_and_writes_json(cli, cli_setup, monkey
         (["{root}/student", "--data", "{data}", "--feature", "vgg16"], "unknown feature network"),
         (["{root}/student", "--data", "{data}", "--batch", "0"], "--batch must be at least 1"),
         (["{root}/student", "--data", "{data}", "--size", "30"], "multiples of 4"),
+        (["{root}/student", "--data", "{data}", "--size", "32x64"], "--size must be square"),
     ],
 )
 def test_eval_cli_bad_input_is_one_line(cli, cli_setup, monkeypatch, args, message):
     root, data, cache = cli_setup
     monkeypatch.setenv("POCKETGAN_CACHE", str(cache))
     out = root / "bad.json"
-    result = cli("eval", *[a.format(root=root, data=data) for a in args], "--json", out, "--no-progress")
+    result = cli("eval", *[a.format(root=root, data=data) for a in args], "--out", out, "--no-progress")
     assert result.code == 2, result
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.err

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from pocketgan.core.errors import ParityError, PocketganError
+from pocketgan.core.hostinfo import host_isa
+from pocketgan.core.progress import ProgressEvent
 from pocketgan.export import (
     BuiltArtifact,
     ExportOptions,
@@ -63,12 +65,14 @@ def dynamic_export(tmp_path_factory):
     """resnet9:ngf=4 at 64 px with a dynamic batch, exported once for the module."""
     loaded = seeded_model("resnet9:ngf=4")
     out = tmp_path_factory.mktemp("onnx-dynamic")
-    manifest = export_model(loaded, "onnx", out, ExportOptions(size=(64, 64), dynamic_batch=True))
-    return loaded, out, manifest
+    events: list[ProgressEvent] = []
+    manifest = export_model(loaded, "onnx", out, ExportOptions(size=(64, 64), dynamic_batch=True),
+                            progress=events.append)  # fmt: skip
+    return loaded, out, manifest, events
 
 
 def test_the_sidecar_describes_the_file(dynamic_export):
-    loaded, out, manifest = dynamic_export
+    loaded, out, manifest, _ = dynamic_export
     on_disk = json.loads((out / "model.onnx.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest.to_dict()))
     assert ArtifactManifest.for_artifact(out / "model.onnx").parity == manifest.parity
@@ -85,10 +89,21 @@ def test_the_sidecar_describes_the_file(dynamic_export):
     assert parity.passed and parity.samples == 4 and parity.atol == 1e-4
     assert 0 < parity.max_abs <= 1e-4 and parity.mean_abs <= parity.max_abs and parity.psnr_db > 80
     assert manifest.extra["parity_rule"] == "max_abs <= 0.0001"
+    assert manifest.extra["parity_host"] == host_isa().to_dict()  # the ISA the gate ran on
+    assert "parity_kernels" not in manifest.extra  # one kind of kernel for fp32 (int8: tests/test_export_precision.py)
+
+
+def test_export_reports_each_step_through_the_progress_callback(dynamic_export):
+    *_, events = dynamic_export
+    steps = [e.task for e in events if e.finished]
+    assert steps == ["exporting to ONNX (opset 17)", "simplifying with onnxslim",
+                     "parity vs PyTorch (batch of 4)", "writing"]  # fmt: skip
+    assert len({e.task for e in events}) == len(steps)  # every step started is finished, once
+    assert events[-1].finished and events[-1].task == "writing"
 
 
 def test_the_export_is_one_simplified_file_with_embedded_weights(dynamic_export):
-    _, out, manifest = dynamic_export
+    _, out, manifest, _ = dynamic_export
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model.onnx.json"]  # no .data, no scratch
     model = onnx.load(str(out / "model.onnx"), load_external_data=False)
     onnx.checker.check_model(model)
@@ -99,7 +114,7 @@ def test_the_export_is_one_simplified_file_with_embedded_weights(dynamic_export)
 
 
 def test_a_dynamic_batch_of_three_runs_and_matches_pytorch(dynamic_export):
-    loaded, out, manifest = dynamic_export
+    loaded, out, manifest, _ = dynamic_export
     sess = session(out / "model.onnx")
     (inp,), (outp,) = sess.get_inputs(), sess.get_outputs()
     assert [inp.name, outp.name] == [manifest.inputs[0].name, manifest.outputs[0].name]
@@ -111,7 +126,7 @@ def test_a_dynamic_batch_of_three_runs_and_matches_pytorch(dynamic_export):
 
 
 def test_cli_exports_a_fixed_batch_model(cli, tmp_path):
-    result = cli("export", "mobile-resnet:ngf=4", "--out", tmp_path / "out", "--size", "64", "48")
+    result = cli("export", "mobile-resnet:ngf=4", "--out", tmp_path / "out", "--size", "64x48")
     assert result.code == 0, result.err
     assert "model.onnx" in result.out and "parity vs PyTorch" in result.out
     sidecar = json.loads((tmp_path / "out" / "model.onnx.json").read_text())
@@ -137,13 +152,13 @@ def test_cli_exports_a_model_directory_and_a_checkpoint(cli, tmp_path):
     save_model(model, tmp_path / "pruned", provenance={"method": "prune"})
     torch.save(model.state_dict(), tmp_path / "latest_net_G.pth")
 
-    from_dir = cli("export", tmp_path / "pruned", "--out", tmp_path / "a", "--size", "32", "32")
+    from_dir = cli("export", tmp_path / "pruned", "--out", tmp_path / "a", "--size", "32")
     assert from_dir.code == 0, from_dir.err
     source = json.loads((tmp_path / "a" / "model.onnx.json").read_text())["source"]
     assert source["provenance"]["method"] == "prune" and source["weights_sha256"]
 
     from_pth = cli("export", tmp_path / "latest_net_G.pth", "--arch", SMALL, "--out", tmp_path / "b",
-                   "--size", "32", "32")  # fmt: skip
+                   "--size", "32")  # fmt: skip
     assert from_pth.code == 0, from_pth.err
     batch = synthetic_inputs(model.io, 2, (32, 32), seed=3).numpy()
     for out in ("a", "b"):  # both carry the saved weights, not fresh random ones
@@ -155,8 +170,9 @@ def test_cli_exports_a_model_directory_and_a_checkpoint(cli, tmp_path):
     "args, fragments",
     [
         (["does/not/exist"], ["does/not/exist", "no such file"]),
-        (["unet128:ngf=4", "--size", "64", "64"], ["multiples of 128", "64x64"]),
-        (["resnet9:ngf=4", "--size", "30", "32"], ["multiples of 4"]),
+        (["unet128:ngf=4", "--size", "64"], ["multiples of 128", "64x64"]),
+        (["resnet9:ngf=4", "--size", "30x32"], ["multiples of 4"]),
+        (["resnet9:ngf=4", "--size", "64x"], ["--size takes H or HxW", "'64x'"]),
         (["resnet9:ngf=4", "--format", "onnx2"], ["unknown export format", "onnx, "]),
         (["resnet9:ngf=4", "--precision", "int4"], ["--precision fp32, fp16, int8"]),
         (["resnet9:ngf=4", "--format", "coreml", "--precision", "int8"], ["coreml supports --precision fp32, fp16"]),
@@ -174,7 +190,7 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, fragments
 
 def test_the_output_must_be_a_directory(cli, tmp_path):
     (tmp_path / "taken").write_text("a file")
-    assert_one_line_error(cli("export", SMALL, "--out", tmp_path / "taken", "--size", "32", "32"),
+    assert_one_line_error(cli("export", SMALL, "--out", tmp_path / "taken", "--size", "32"),
                           "exists and is not a directory")  # fmt: skip
     assert (tmp_path / "taken").read_text() == "a file"
 
@@ -185,7 +201,8 @@ def test_truncated_weights_are_one_line_and_write_nothing(cli, tmp_path):
     torch.save(model.state_dict(), tmp_path / "net.pth")
     for path in (tmp_path / "model" / "model.safetensors", tmp_path / "net.pth"):
         path.write_bytes(path.read_bytes()[:1000])
-    assert_one_line_error(cli("export", tmp_path / "model", "--out", tmp_path / "o1"), "cannot read weights")
+    assert_one_line_error(cli("export", tmp_path / "model", "--out", tmp_path / "o1"),  # checked against model.json
+                          "model.safetensors", "does not match weights_sha256")  # fmt: skip
     assert_one_line_error(cli("export", tmp_path / "net.pth", "--arch", "resnet9:ngf=4", "--out", tmp_path / "o2"),
                           "cannot read weights")  # fmt: skip
     assert_one_line_error(cli("export", tmp_path / "net.pth", "--out", tmp_path / "o3"), "needs --arch")
@@ -194,16 +211,16 @@ def test_truncated_weights_are_one_line_and_write_nothing(cli, tmp_path):
 
 def test_failed_parity_leaves_the_previous_export_untouched(cli, tmp_path):
     out = tmp_path / "out"
-    assert cli("export", SMALL, "--out", out, "--size", "32", "32").code == 0
+    assert cli("export", SMALL, "--out", out, "--size", "32").code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    result = cli("export", "resnet6:ngf=4,n_blocks=2", "--out", out, "--size", "32", "32", "--atol", "0")
+    result = cli("export", "resnet6:ngf=4,n_blocks=2", "--out", out, "--size", "32", "--atol", "0")
     assert_one_line_error(result, "disagrees with PyTorch", "max_abs <= 0", "max abs", "PSNR", "nothing written")
     assert result.code == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # same files, no scratch left
 
 
 def test_failed_parity_in_a_new_directory_leaves_nothing(cli, tmp_path):
-    assert_one_line_error(cli("export", SMALL, "--out", tmp_path / "new", "--size", "32", "32",
+    assert_one_line_error(cli("export", SMALL, "--out", tmp_path / "new", "--size", "32",
                               "--atol", "0"), "disagrees with PyTorch")  # fmt: skip
     assert not (tmp_path / "new").exists()
 
@@ -245,7 +262,7 @@ def test_parity_rules_by_precision():
 
 
 def test_synthetic_inputs_are_deterministic_and_in_range():
-    io = IOSpec(input_channels=1, value_range=(0.0, 1.0))
+    io = IOSpec.from_value_range(0.0, 1.0, input_channels=1)
     first = synthetic_inputs(io, 5, (16, 24), seed=7)
     assert first.shape == (5, 1, 16, 24) and first.min() >= 0.0 and first.max() <= 1.0
     assert torch.equal(first, synthetic_inputs(io, 5, (16, 24), seed=7))

@@ -22,7 +22,7 @@ def _seeded():
 
 def test_coreml_writes_an_ml_program_package(cli, tmp_path):
     ct = pytest.importorskip("coremltools", reason="coremltools is not installed (pocketgan[coreml])")
-    result = cli("export", "resnet9:ngf=4", "--format", "coreml", "--out", tmp_path, "--size", "64", "64",
+    result = cli("export", "resnet9:ngf=4", "--format", "coreml", "-o", tmp_path, "--size", "64",
                  "--precision", "fp16", "--dynamic-batch", "--max-batch", "4")  # fmt: skip
     assert result.code == 0, result.err
     package = tmp_path / "model.mlpackage"
@@ -52,7 +52,7 @@ def test_coreml_parity_is_measured_on_macos(tmp_path):
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: the missing-dependency path cannot run")
 def test_tensorrt_without_the_package_is_one_clean_line(cli, tmp_path):
-    result = cli("export", "resnet9:ngf=4", "--format", "tensorrt", "--out", tmp_path / "out", "--size", "32", "32")
+    result = cli("export", "resnet9:ngf=4", "--format", "tensorrt", "-o", tmp_path / "out", "--size", "32")
     lines = result.err.strip().splitlines()
     assert result.code == 2 and len(lines) == 1, result.err
     assert lines[0] == (

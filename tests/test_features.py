@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,9 @@ from pocketgan.distill.features import (
     degrade,
     domain_network_path,
     feature_distance,
+    load_domain_network,
     load_feature_network,
+    save_domain_network,
     train_domain_network,
 )
 from pocketgan.core.errors import PocketganError
@@ -25,18 +28,12 @@ from pocketgan.core.errors import PocketganError
 TINY = DomainConfig(widths=(8, 16, 32, 64), crop=32, steps=40, batch_size=16, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    torch.set_num_threads(2)
-
-
 @pytest.fixture(scope="module")
 def edges2photos(tmp_path_factory):
     """A tiny real dataset: 12 train + 8 val edges→photo pairs at 32 px, from the embedded builder."""
     from pocketgan.distill.data import build_dataset
 
-    return build_dataset("edges2photos", tmp_path_factory.mktemp("data") / "e2p", size=32, count=12, val_count=8,
-                         progress=False)  # fmt: skip
+    return build_dataset("edges2photos", tmp_path_factory.mktemp("data") / "e2p", size=32, count=12, val_count=8)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +46,7 @@ def photos(edges2photos):
 
 @pytest.fixture(scope="module")
 def tiny_network(photos):
-    return train_domain_network(photos, TINY, name="pocketgan-test", progress=False)
+    return train_domain_network(photos, TINY, name="pocketgan-test")
 
 
 # ---------------------------------------------------------------- the domain network
@@ -80,9 +77,9 @@ def test_training_learns_its_tasks_above_chance(tiny_network):
 
 def test_training_is_deterministic_for_a_seed(photos):
     config = DomainConfig(widths=(4, 8, 8, 8), crop=16, steps=3, batch_size=4, seed=3)
-    first = train_domain_network(photos, config, progress=False).state_dict()
-    again = train_domain_network(photos, config, progress=False).state_dict()
-    other = train_domain_network(photos, replace(config, seed=4), progress=False).state_dict()
+    first = train_domain_network(photos, config).state_dict()
+    again = train_domain_network(photos, config).state_dict()
+    other = train_domain_network(photos, replace(config, seed=4)).state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
@@ -132,7 +129,7 @@ def test_domain_network_is_trained_once_then_cached(edges2photos, tmp_path, monk
     real_train = domain.train_domain_network
     monkeypatch.setattr(domain, "train_domain_network", lambda *a, **k: calls.append(1) or real_train(*a, **k))
     config = DomainConfig(widths=(4, 8, 8, 8), crop=16, steps=2, batch_size=4)
-    net = load_feature_network(None, data=edges2photos, cache_dir=tmp_path, progress=False, domain_config=config)
+    net = load_feature_network(None, data=edges2photos, cache_dir=tmp_path, domain_config=config)
     assert net.name == "pocketgan-edges2photos"  # dataset.json's name
     (weights,) = tmp_path.glob("pocketgan-edges2photos-*.safetensors")
     assert weights == domain_network_path(edges2photos, config=config, cache_dir=tmp_path)
@@ -141,18 +138,86 @@ def test_domain_network_is_trained_once_then_cached(edges2photos, tmp_path, monk
     assert info["config"]["steps"] == 2 and len(info["dataset_fingerprint"]) == 64
     stamp = weights.stat().st_mtime_ns
 
-    again = load_feature_network("domain", data=edges2photos, cache_dir=tmp_path, progress=False, domain_config=config)
+    again = load_feature_network("domain", data=edges2photos, cache_dir=tmp_path, domain_config=config)
     assert calls == [1] and weights.stat().st_mtime_ns == stamp  # a cache hit: no retraining, no rewrite
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.equal(net.embed(x), again.embed(x))
-    # By name (no --data): the newest cached network of that name; and by file.
-    assert torch.equal(load_feature_network("pocketgan-edges2photos", cache_dir=tmp_path).embed(x), net.embed(x))
+    # By name without --data: the only cached network of that name; by file; by its cache file's name.
+    assert load_feature_network("pocketgan-edges2photos", cache_dir=tmp_path).key == net.key
     assert torch.equal(load_feature_network(str(weights)).embed(x), net.embed(x))
+    assert load_feature_network(weights.stem, cache_dir=tmp_path).key == net.key
     # Another config is another network.
     other = DomainConfig(widths=(4, 8, 8, 8), crop=16, steps=2, batch_size=4, seed=1)
-    load_feature_network(None, data=edges2photos, cache_dir=tmp_path, progress=False, domain_config=other)
-    assert calls == [1, 1] and len(list(tmp_path.glob("*.safetensors"))) == 2
+    second = load_feature_network(None, data=edges2photos, cache_dir=tmp_path, domain_config=other)
+    assert calls == [1, 1] and len(list(tmp_path.glob("*.safetensors"))) == 2 and second.key != net.key
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_a_named_network_resolves_by_content_key_not_by_date(edges2photos, tmp_path):
+    configs = [DomainConfig(widths=(4, 8, 8, 8), crop=16, steps=2, batch_size=4, seed=seed) for seed in (0, 1)]
+    first, second = (load_feature_network("domain", data=edges2photos, cache_dir=tmp_path, domain_config=c)
+                     for c in configs)  # fmt: skip
+    paths = [domain_network_path(edges2photos, config=c, cache_dir=tmp_path) for c in configs]
+    files = dict(zip(paths, (first, second), strict=True))
+    assert len({n.key for n in files.values()}) == 2
+    for newest in files:  # whichever file was written last, the name finds the one of the config asked for
+        os.utime(newest, (newest.stat().st_atime, newest.stat().st_mtime + 100))
+        for config, network in zip(configs, (first, second), strict=True):
+            named = load_feature_network("pocketgan-edges2photos", data=edges2photos, cache_dir=tmp_path,
+                                         domain_config=config)  # fmt: skip
+            assert named.key == network.key
+        for path, network in files.items():
+            assert load_feature_network(path.stem, cache_dir=tmp_path).key == network.key
+    with pytest.raises(PocketganError, match="2 cached feature networks are called pocketgan-edges2photos") as info:
+        load_feature_network("pocketgan-edges2photos", cache_dir=tmp_path)  # no --data: ambiguous, not "the newest"
+    assert all(path.stem in str(info.value) for path in files)
+
+
+def test_the_key_is_a_content_address_of_the_weights(tiny_network, tmp_path):
+    saved = save_domain_network(tiny_network, tmp_path / "net.safetensors")
+    reloaded = load_domain_network(saved)
+    assert reloaded.key == tiny_network.key and len(tiny_network.key) == 16
+    assert json.loads(saved.with_name(saved.name + ".json").read_text())["key"] == tiny_network.key
+    renamed = DomainFeatureNet(tiny_network.level_channels, name="another-name")
+    renamed.load_state_dict(tiny_network.state_dict())
+    assert renamed.key == tiny_network.key  # the name is a label, not content
+    first = renamed.key
+    with torch.no_grad():
+        renamed.levels[0][0].weight[0, 0, 0, 0] += 1e-6
+    renamed.load_state_dict(renamed.state_dict())  # new weights loaded: a new key
+    assert renamed.key != first
+    assert renamed.double().key != renamed.float().key  # the dtype is part of it
+
+    from safetensors.torch import save_file
+
+    state = {k: v.clone() for k, v in tiny_network.state_dict().items()}
+    state["levels.0.0.weight"][0, 0, 0, 0] += 1.0  # weights replaced behind the sidecar's back
+    save_file(state, str(saved))
+    with pytest.raises(PocketganError, match="the weights do not match their description"):
+        load_domain_network(saved)
+
+
+def test_the_default_network_learns_from_the_training_photos(edges2photos):
+    """What the README's OMGD qualifier says: the perceptual network has seen the ground-truth photos."""
+    from pocketgan.distill.data import open_dataset
+    from pocketgan.distill.features.domain import load_dataset_photos, to_uint8_images
+
+    train = open_dataset(edges2photos, "train")
+    photos = load_dataset_photos(edges2photos, max_images=100)
+    assert len(photos) == len(train) == 12
+    for index, photo in enumerate(photos):
+        item = train[index]
+        assert np.array_equal(photo, to_uint8_images(item["B"][None])[0])  # the B (photo) side...
+        assert not np.array_equal(photo, to_uint8_images(item["A"][None])[0])  # ...not the edge maps
+
+
+def test_training_reports_progress_once_per_step(photos):
+    events = []
+    config = DomainConfig(widths=(4, 8), crop=16, steps=3, batch_size=4)
+    train_domain_network(photos, config, name="pocketgan-test", progress=events.append)
+    assert [e.completed for e in events] == [0, 1, 2, 3, 3] and events[-1].finished
+    assert events[0].task == "training feature network pocketgan-test" and events[0].total == 3
+    assert events[1].status.startswith("degradation ") and " photo " in events[1].status
 
 
 def test_cache_location_follows_pocketgan_cache(monkeypatch, tmp_path):

@@ -103,7 +103,20 @@ def test_reference_syntax():
         {"ngf": 32, "dropout": 0.5, "norm": "batch"},
     )
     with pytest.raises(PocketganError, match="bad architecture reference"):
-        parse_reference("resnet9:ngf")
+        parse_reference("resnet9:ngf")  # a registered name's config needs key=value
+
+
+@pytest.mark.parametrize(
+    "ref, parsed",
+    [
+        ("mypkg.nets:build", ("mypkg.nets:build", {})),
+        ("mypkg.nets:build:channels=16,norm=group", ("mypkg.nets:build", {"channels": 16, "norm": "group"})),
+        ("nets:Zoo.small:depth=2", ("nets:Zoo.small", {"depth": 2})),
+        ("mobile-resnet:ngf=8", ("mobile-resnet", {"ngf": 8})),
+    ],
+)
+def test_factory_references_do_not_clash_with_arch_config(ref, parsed):
+    assert parse_reference(ref) == parsed
 
 
 def test_spec_rebuilds_custom_widths_exactly(tmp_path):
@@ -147,10 +160,25 @@ def test_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
         load_model(tmp_path / "g.pth")
 
 
+def test_weights_are_checked_against_the_manifest_sha256(tmp_path):
+    torch.manual_seed(0)
+    save_model(create_generator("mobile-resnet", ngf=4), tmp_path / "m")
+    save_model(create_generator("mobile-resnet", ngf=4), tmp_path / "other")  # same shapes, other weights
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())  # would load without a check
+    with pytest.raises(ManifestError, match=r"m/model\.safetensors: sha256 \w+… does not match weights_sha256"):
+        load_model(tmp_path / "m")
+
+
 def test_corrupt_files_give_one_line_errors(tmp_path):
     save_model(create_generator("mobile-resnet", ngf=4), tmp_path / "m")
     weights = tmp_path / "m" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ManifestError, match="does not match weights_sha256"):
+        load_model(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "model.json").read_text())
+    manifest["weights_sha256"] = None  # an older directory without a checksum: the reader still says why
+    (tmp_path / "m" / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(PocketganError, match="cannot read weights"):
         load_model(tmp_path / "m")
     (tmp_path / "m" / "model.json").write_text("{not json")

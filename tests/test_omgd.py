@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 
 import pytest
 import torch
@@ -230,3 +231,39 @@ def test_training_mode_keeps_the_perceptual_network_frozen():
     running = d.perceptual.levels[0][1].running_mean.clone()
     d.training_step(batch(), 0)
     assert torch.equal(running, d.perceptual.levels[0][1].running_mean)
+
+
+def test_the_run_records_the_perceptual_networks_key_not_its_name(tmp_path):
+    """Two perceptual networks with the same name are two runs: resuming with the other one is refused."""
+    from test_teacher_kd import write_aligned_dataset
+
+    from pocketgan.distill import distill_student
+    from pocketgan.distill.checkpoint import load_checkpoint
+    from pocketgan.distill.features import DomainConfig, load_domain_network, save_domain_network, train_domain_network
+    from pocketgan.models import save_model
+
+    data, teacher = tmp_path / "data", tmp_path / "teacher"
+    write_aligned_dataset(data, count=4)
+    torch.manual_seed(0)
+    save_model(create_generator("resnet9", ngf=4, n_blocks=1), teacher)
+    photos = torch.rand(4, 3, 32, 32) * 2 - 1
+    networks = []
+    for seed in (0, 1):  # same name, different weights
+        config = DomainConfig(widths=(4, 8), crop=16, steps=2, batch_size=4, seed=seed)
+        trained = train_domain_network(photos, config, name="pocketgan-data")
+        path = save_domain_network(trained, tmp_path / f"{seed}.safetensors")
+        networks.append((path, load_domain_network(path)))
+    assert networks[0][1].name == networks[1][1].name and networks[0][1].key != networks[1][1].key
+
+    def distill(perceptual):
+        return distill_student("omgd", teacher, "mobile-resnet:ngf=4,n_blocks=1", data, tmp_path / "student",
+                               perceptual=str(perceptual), steps=1, batch_size=2, size=32, options=TINY)  # fmt: skip
+
+    out = distill(networks[0][0])
+    identity = load_checkpoint(out / "train" / "checkpoint.pt").identity
+    assert identity["perceptual"] == networks[0][1].key
+    provenance = json.loads((out / "model.json").read_text())["provenance"]
+    assert provenance["perceptual"] == networks[0][1].key and provenance["perceptual_network"] == "pocketgan-data"
+    (out / "model.json").unlink()  # pretend the run was interrupted at its end
+    with pytest.raises(PocketganError, match=r"different run \(perceptual: "):
+        distill(networks[1][0])

@@ -10,7 +10,7 @@ import torch
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import Profile
 from pocketgan.models import create_generator, save_model
-from pocketgan.models.profile import parse_macs, parse_size, profile_model
+from pocketgan.models.profile import parse_macs, profile_model
 
 
 def test_resnet9_matches_the_published_fvcore_count():
@@ -66,7 +66,7 @@ def test_profiling_keeps_batchnorm_statistics_and_the_training_mode():
 
 def test_profile_cli_prints_tables_and_writes_json(cli, tmp_path):
     out = tmp_path / "reports" / "p.json"
-    result = cli("profile", "resnet9:ngf=8", "--size", "64", "--json", out, "--top", "3")
+    result = cli("profile", "resnet9:ngf=8", "--size", "64", "-o", out, "--top", "3")
     assert result.code == 0, result.err
     expected = profile_model(create_generator("resnet9", ngf=8), (1, 3, 64, 64))
     assert f"{expected.macs:,}" in result.out and f"{expected.params:,}" in result.out
@@ -82,8 +82,11 @@ def test_profile_cli_prints_tables_and_writes_json(cli, tmp_path):
 
 def test_profile_cli_takes_height_by_width(cli, tmp_path):
     out = tmp_path / "p.json"
-    assert cli("profile", "mobile-resnet:ngf=4", "--size", "64x32", "--json", out).code == 0
+    assert cli("profile", "mobile-resnet:ngf=4", "--size", "64x32", "--out", out).code == 0
     assert json.loads(out.read_text())["input_shape"] == [1, 3, 64, 32]
+    former = tmp_path / "former.json"  # --json, the former spelling, still works
+    assert cli("profile", "mobile-resnet:ngf=4", "--size", "64x32", "--json", former).code == 0
+    assert json.loads(former.read_text()) == json.loads(out.read_text())
 
 
 def test_profile_cli_reads_model_directories(cli, tmp_path):
@@ -99,8 +102,9 @@ def test_profile_cli_reads_model_directories(cli, tmp_path):
     [
         (["resnet9:ngf=4", "--size", "30"], "positive multiples of 4; got 30x30"),
         (["unet256:ngf=4", "--size", "128"], "positive multiples of 256; got 128x128"),
-        (["resnet9:ngf=4", "--size", "big"], "bad size 'big'"),
-        (["resnet9:ngf=4", "--size", "0"], "bad size '0'"),
+        (["resnet9:ngf=4", "--size", "big"], "--size takes H or HxW (e.g. 256 or 256x320); got 'big'"),
+        (["resnet9:ngf=4", "--size", "64 64"], "--size takes H or HxW"),
+        (["resnet9:ngf=4", "--size", "0"], "--size needs positive sizes; got '0'"),
         (["/no/such/model"], "/no/such/model: no such file or directory"),
     ],
 )
@@ -112,7 +116,7 @@ def test_profile_cli_rejects_bad_input_in_one_line(cli, args, message):
 
 
 def test_profile_cli_json_into_a_directory_fails_cleanly(cli, tmp_path):
-    result = cli("profile", "resnet9:ngf=4", "--size", "32", "--json", tmp_path)
+    result = cli("profile", "resnet9:ngf=4", "--size", "32", "-o", tmp_path)
     assert result.code == 2 and "is a directory" in result.err
     assert list(tmp_path.iterdir()) == []
 
@@ -130,9 +134,7 @@ def test_checkpoint_whose_keys_do_not_fit_the_arch_is_named(cli, tmp_path):
     assert no_arch.code == 2 and "needs --arch" in no_arch.err
 
 
-def test_parse_size_and_parse_macs():
-    assert parse_size("256") == (256, 256)
-    assert parse_size("256x320") == (256, 320) and parse_size("256,320") == (256, 320)
+def test_parse_macs():
     assert parse_macs("1.2G") == 1_200_000_000
     assert parse_macs("800M") == 800_000_000 and parse_macs("800m") == 800_000_000
     assert parse_macs("5e8") == 500_000_000 and parse_macs("123456") == 123_456

@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -26,13 +27,15 @@ from pocketgan.runtime.stats import LatencyStats
 
 from conftest import SIZE
 
-RUNTIME_DIR = Path(runtime.__file__).parent
 FAST = BenchSettings(warmup_ms=20, iterations=5, duration_s=0.1)
 
 
 @pytest.fixture(autouse=True)
 def _two_threads():
+    previous = torch.get_num_threads()
     torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)  # restored: later test files keep conftest's one thread
 
 
 # -- registry and loading ---------------------------------------------------------------------
@@ -118,7 +121,7 @@ def test_concrete_input_shape_rules(artifacts):
     assert static.concrete_input_shape(size=(SIZE, SIZE)) == (1, 3, SIZE, SIZE)
     assert dynamic.concrete_input_shape(4, (64, 48)) == (4, 3, 64, 48)
     for runner, batch, size, message in [
-        (dynamic, 1, None, "dynamic input size .* pass --size H W"),
+        (dynamic, 1, None, "dynamic input size .* pass --size H or --size HxW"),
         (dynamic, 1, (30, 32), "multiples of 4"),
         (static, 2, None, "fixed batch of 1"),
         (static, 1, (64, 64), "fixed 32x32 input"),
@@ -135,7 +138,7 @@ def test_concrete_input_shape_rules(artifacts):
 def test_pixels_round_trip_exactly_in_any_value_range():
     image = np.random.default_rng(1).integers(0, 256, (6, 10, 3), dtype=np.uint8)
     for value_range in ((-1.0, 1.0), (0.0, 1.0)):
-        io = IOSpec(value_range=value_range)
+        io = IOSpec.from_value_range(*value_range)
         tensor = pixels.to_tensor(image, io)
         assert tensor.shape == (1, 3, 6, 10) and tensor.dtype == np.float32
         assert tensor.min() >= value_range[0] and tensor.max() <= value_range[1]
@@ -151,9 +154,12 @@ def test_translate_returns_uint8_rgb_at_the_input_size(artifacts):
     manual = pixels.to_image(static.run(pixels.to_tensor(image, static.io))[0], static.io)
     np.testing.assert_array_equal(out, manual)
     odd = np.random.default_rng(3).integers(0, 256, (37, 50, 3), dtype=np.uint8)
-    for runner in (static, runtime.load(artifacts.dynamic)):  # resized to 32x32 / 36x48 and back
+    for runner, (h, w) in ((static, (32, 32)), (runtime.load(artifacts.dynamic), (36, 48))):  # resized in and back
         result = runner.translate(odd)
         assert result.shape == (37, 50, 3) and result.dtype == np.uint8
+        fed = cv2.resize(odd, (w, h), interpolation=cv2.INTER_AREA)  # the sidecar's "area" (shrinking)
+        made = pixels.to_image(runner.run(fed.astype(np.float32)[None].transpose(0, 3, 1, 2) / 127.5 - 1)[0], runner.io)
+        np.testing.assert_array_equal(result, cv2.resize(made, (50, 37), interpolation=cv2.INTER_CUBIC))
 
 
 @pytest.mark.parametrize("image", [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 4), np.uint8)])
@@ -214,8 +220,9 @@ def test_engine_interleaves_artifacts_round_robin(artifacts):
 
 def test_engine_stops_on_the_later_of_iterations_and_duration(artifacts):
     runner = runtime.load(artifacts.static, threads=1)
-    fractions: list[float] = []
-    by_count = benchmark([runner], BenchSettings(warmup_ms=0, iterations=7, duration_s=0), fractions.append)[0]
+    events: list = []  # ProgressEvents: one per timed round ("1 round", "2 rounds", ...) between start and end
+    by_count = benchmark([runner], BenchSettings(warmup_ms=0, iterations=7, duration_s=0), events.append)[0]
+    fractions = [e.completed / e.total for e in events if e.task.startswith("timing") and e.status and not e.finished]
     assert by_count.latency.count == 7 and by_count.warmup_iterations == 1
     assert len(fractions) == 7 and fractions == sorted(fractions) and fractions[-1] == 1.0
     by_time = benchmark([runner], BenchSettings(warmup_ms=0, iterations=1, duration_s=0.1))[0]

@@ -111,6 +111,8 @@ def test_teacher_steps_0_imports_an_official_checkpoint(tmp_path, cli):
         (["teacher", "--gan-mode", "hinge"], "--gan-mode hinge: expected lsgan or vanilla"),
         (["teacher", "--direction", "up"], "--direction up: expected AtoB or BtoA"),
         (["teacher", "--option", "ndf"], "--option 'ndf': expected key=value"),
+        (["teacher", "--size", "32x48", "--data", "."], "--size must be square here"),
+        (["teacher", "--size", "big", "--data", "."], "--size takes H or HxW"),
         (["teacher", "--data", "/nonexistent"], "--data /nonexistent: no such dataset directory"),
         (["distill", "--method", "kd", "--teacher", TINY_TEACHER, "--data", "."], "expected a model directory"),
         (["distill", "--method", "kd", "--data", "."], "kd needs a teacher (--teacher DIR)"),
@@ -136,17 +138,23 @@ def write_aligned_dataset(root, count: int = 6, size: int = 32) -> None:
 
 
 def test_cli_trains_a_teacher_then_distills_a_kd_student(tmp_path, cli):
-    pytest.importorskip("pocketgan.distill.data", reason="the dataset API (distill/data.py) is not there yet")
+    from pocketgan.distill.data import dataset_fingerprint
+
     data, teacher, student = tmp_path / "data", tmp_path / "teacher", tmp_path / "student"
     write_aligned_dataset(data)
-    common = ["--data", data, "--size", "32", "--batch", "2", "--checkpoint-every", "2", "--no-progress"]
+    common = ["--data", data, "--batch", "2", "--checkpoint-every", "2", "--no-progress"]
 
-    result = cli("teacher", "--arch", TINY_TEACHER, "--out", teacher, "--steps", "4", "--option", "ndf=4", *common)
+    result = cli("teacher", "--arch", TINY_TEACHER, "-o", teacher, "--steps", "4", "--option", "ndf=4",
+                 "--size", "32x32", *common)  # fmt: skip
     assert result.code == 0, result.err
     prov = ModelManifest.load(teacher).provenance
-    assert (prov["method"], prov["steps"], prov["batch_size"]) == ("pix2pix", 4, 2) and prov["data_fingerprint"]
+    assert (prov["method"], prov["steps"], prov["batch_size"], prov["size"]) == ("pix2pix", 4, 2, 32)
+    assert prov["config"]["options"] == {"ndf": 4} and prov["data"] == str(data)
+    assert prov["data_fingerprint"] == dataset_fingerprint(data) and len(prov["data_fingerprint"]) == 64
     assert load_checkpoint(teacher / "train" / "checkpoint.pt").step == 4
+    assert result.out.startswith(f"saved {teacher} (pix2pix, 4 steps")
 
+    common += ["--size", "32"]
     distill = ["distill", "--method", "kd", "--teacher", teacher, "--student", TINY_STUDENT, "--out", student, *common]
     result = cli(*distill, "--epochs", "1")  # 6 images / batch 2 = 3 steps
     assert result.code == 0, result.err
@@ -156,7 +164,8 @@ def test_cli_trains_a_teacher_then_distills_a_kd_student(tmp_path, cli):
     assert manifest.provenance["teacher_sha256"] == ModelManifest.load(teacher).weights_sha256
     weights = (student / "model.safetensors").read_bytes()
 
-    assert cli(*distill, "--epochs", "1").code == 0  # the same command again: resumes, nothing left to do
+    again = cli(*distill, "--epochs", "1", "--perceptual", "domain")  # resumes: nothing left to do
+    assert again.code == 0 and "warning: --perceptual is not used by kd" in again.err
     assert (student / "model.safetensors").read_bytes() == weights
     result = cli(*distill, "--steps", "5")
     assert result.code == 2 and "--no-resume" in result.err and "steps: 3 in the checkpoint, 5 now" in result.err

@@ -16,9 +16,12 @@ from torch.utils.data import Dataset
 from pocketgan.distill.base import DistillConfig, get_distiller
 from pocketgan.distill.checkpoint import load_checkpoint, seed_everything
 from pocketgan.distill.distributed import DistributedContext
-from pocketgan.distill.trainer import BatchDrawer, TrainResult, linear_decay, make_schedulers, parse_options, train
-from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import ModelManifest
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressEvent
+from pocketgan.distill.api import parse_options
+from pocketgan.distill.batching import BatchDrawer
+from pocketgan.distill.loop import TrainingInterrupted, TrainResult, linear_decay, make_schedulers, train
 from pocketgan.models import create_generator, load_model
 
 SIZE = 32
@@ -64,8 +67,7 @@ def make_kd(seed: int = 0, lr: float = 1e-3):
 
 
 def run(distiller, out, steps: int = 8, **kwargs) -> TrainResult:
-    kwargs = {"batch_size": 2, "seed": 0, "checkpoint_every": 3, "log_every": 2, "image_every": 4,
-              "progress": False, **kwargs}  # fmt: skip
+    kwargs = {"batch_size": 2, "seed": 0, "checkpoint_every": 3, "log_every": 2, "image_every": 4, **kwargs}
     return train(distiller, kwargs.pop("dataset", None) or PairDataset(), out_dir=out, steps=steps, **kwargs)
 
 
@@ -161,6 +163,26 @@ def result_student_output(model_dir, x):
     return generator(x)
 
 
+def test_progress_events_carry_speed_and_the_smoothed_losses(tmp_path):
+    events: list[ProgressEvent] = []
+    result = run(make_pix2pix(), tmp_path / "run", steps=5, progress=events.append)
+    assert {e.task for e in events} == {"pix2pix → run"} and {e.total for e in events} == {5}
+    assert [e.completed for e in events] == [0, 1, 2, 3, 4, 5, 5]  # created, one per step, finished
+    assert [e.finished for e in events].count(True) == 1 and events[-1].finished
+    speed, _, losses = events[-1].status.partition(" · ")
+    assert speed.endswith(" img/s") and float(speed.split()[0]) > 0
+    shown = dict(zip(losses.split()[::2], map(float, losses.split()[1::2]), strict=True))
+    assert shown.keys() == result.losses.keys() == {"G_gan", "G_L1", "D_real", "D_fake"}
+    for key, value in result.losses.items():  # the smoothed losses, at the bar's 3 significant digits
+        assert shown[key] == pytest.approx(value, rel=5e-3), key
+
+    resumed: list[ProgressEvent] = []
+    (tmp_path / "run" / "model.json").unlink()
+    run(make_pix2pix(), tmp_path / "run", steps=5, progress=resumed.append)  # resumes at its end: no step to do
+    assert resumed[-1].completed == 5 and resumed[-1].status == ""
+    run(make_pix2pix(), tmp_path / "silent", steps=2, progress=True)  # old callers' booleans mean silent
+
+
 def test_same_seed_repeats_and_other_seed_differs(tmp_path):
     first, second, other = make_pix2pix(), make_pix2pix(), make_pix2pix(seed=1)
     run(first, tmp_path / "a", steps=4)
@@ -216,10 +238,17 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path):
     straight = make_pix2pix()
     run(straight, tmp_path / "straight", steps=8)
 
-    with pytest.raises(KeyboardInterrupt):
-        run(make_pix2pix(cls=CtrlCPix2Pix), tmp_path / "stopped", steps=8)
+    events: list[ProgressEvent] = []
+    with pytest.raises(TrainingInterrupted, match=r"after step 5/8; checkpoint saved to .*checkpoint.pt") as info:
+        run(make_pix2pix(cls=CtrlCPix2Pix), tmp_path / "stopped", steps=8, progress=events.append)
+    assert isinstance(info.value, KeyboardInterrupt)
     assert load_checkpoint(tmp_path / "stopped" / "train" / "checkpoint.pt").step == 5  # finished the step first
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    statuses = [e.status for e in events]
+    assert statuses.index("stopping after this step to save a checkpoint (again to quit at once)") < statuses.index(
+        str(info.value)
+    )  # fmt: skip
+    assert events[-1].finished and events[-1].completed == 5 and events[-1].status == str(info.value)
 
     resumed = make_pix2pix(seed=7)
     assert run(resumed, tmp_path / "stopped", steps=8).resumed_from == 5

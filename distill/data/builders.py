@@ -1,40 +1,74 @@
-"""Embedded dataset builders: a small registry, and the atomic writer of pix2pix aligned folders.
+"""Embedded dataset builders: a registry, and the atomic writer of pix2pix aligned folders.
 
 A builder is a function ``build(out, *, size, count, val_count, seed, progress, **options) -> Path``
-registered under a name; :func:`build_dataset` runs one by name (``pocketgan run`` recipes
-say ``data.builder: edges2photos``). Builders describe their pairs and metadata;
-:func:`write_aligned_dataset` does the writing: A | B PNGs under ``train/`` and ``val/``,
-``dataset.json`` with the content fingerprint, all in a temporary folder renamed into place.
+registered under a name with the builder-specific ``options`` it takes (name → help);
+:func:`build_dataset` runs one by name (``pocketgan run`` recipes say ``data.builder:
+edges2photos``), and ``pocketgan data`` makes one sub-command per registered builder, plugins
+(entry-point group ``pocketgan.datasets``) included. Builders describe their pairs and
+metadata; :func:`write_aligned_dataset` does the writing: A | B PNGs under ``train/`` and
+``val/``, ``dataset.json`` with the content fingerprint, all in a temporary folder renamed into place.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pocketgan.distill.data.images import encode_png
-from pocketgan.distill.data.layouts import ALIGNED, DATASET_JSON, dataset_fingerprint
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.fsio import atomic_path, write_json_atomic
-from pocketgan.core.registry import Registry
+from pocketgan.core.options import parse_key_values
+from pocketgan.core.progress import ProgressCallback, ProgressTask
+from pocketgan.core.registry import Registry, did_you_mean
+from pocketgan.distill.data.images import encode_png
+from pocketgan.distill.data.layouts import ALIGNED, DATASET_JSON, dataset_fingerprint
 
 DATASET_FORMAT_VERSION = 1
+COMMON_SETTINGS = ("size", "count", "val_count", "seed")
+"""Settings every builder takes (``--size``, ``--count``, ``--val-count``, ``--seed``), beside ``out`` and ``progress``."""
 Pair = tuple[str, np.ndarray, np.ndarray]
 """``(file stem, A, B)``: two RGB ``uint8`` arrays of the same height."""
 
 
 @dataclass(frozen=True)
 class DatasetBuilder:
-    """A registered builder: ``name`` (the CLI sub-command), a one-line ``summary`` and its function."""
+    """A registered builder: ``name`` (the CLI sub-command), a one-line ``summary``, its function,
+    the builder-specific ``options`` it takes (name → one-line help; ``--option name=VALUE`` on
+    the CLI) and a longer ``description`` for its ``--help``."""
 
     name: str
     summary: str
     build: Callable[..., Path]
+    options: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def defaults(self) -> dict[str, Any]:
+        """The build function's defaults of the common settings (``{"size": 128, ...}``)."""
+        parameters = inspect.signature(self.build).parameters
+        return {name: parameters[name].default for name in COMMON_SETTINGS
+                if name in parameters and parameters[name].default is not inspect.Parameter.empty}  # fmt: skip
+
+    def parse_options(self, items: Iterable[str] | None) -> dict[str, Any]:
+        """``["photos=DIR"]`` → ``{"photos": "DIR"}``, refusing options this builder does not declare."""
+        options = parse_key_values(items)
+        self.check_options(options)
+        return options
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """One-line error naming the first option that is neither common nor declared by this builder."""
+        known = [*COMMON_SETTINGS, *self.options]
+        for name in options:
+            if name not in known:
+                declared = ", ".join(self.options) or "none"
+                raise PocketganError(
+                    f"dataset builder {self.name!r} has no option {name!r}{did_you_mean(name, known)} "
+                    f"(its options: {declared})"
+                )
 
 
 #: Embedded dataset builders; plugins: entry-point group ``pocketgan.datasets`` (a :class:`DatasetBuilder`).
@@ -43,11 +77,15 @@ BUILDERS: Registry[DatasetBuilder] = Registry(
 )
 
 
-def register_builder(name: str, summary: str) -> Callable[[Callable[..., Path]], Callable[..., Path]]:
-    """Decorator: register ``build(out, *, size, count, val_count, seed, progress, **options)`` as ``name``."""
+def register_builder(name: str, summary: str, *, options: Mapping[str, str] | None = None,
+                     description: str = "") -> Callable[[Callable[..., Path]], Callable[..., Path]]:  # fmt: skip
+    """Decorator: register ``build(out, *, size, count, val_count, seed, progress, **options)`` as ``name``.
+
+    ``options`` maps each builder-specific keyword of ``build`` to a one-line help.
+    """
 
     def decorate(build: Callable[..., Path]) -> Callable[..., Path]:
-        BUILDERS.register(name, DatasetBuilder(name, summary, build))
+        BUILDERS.register(name, DatasetBuilder(name, summary, build, dict(options or {}), description))
         return build
 
     return decorate
@@ -63,9 +101,12 @@ def get_builder(name: str) -> DatasetBuilder:
     return BUILDERS.get(name)
 
 
-def build_dataset(name: str, out: str | os.PathLike[str], **options: Any) -> Path:
-    """Run builder ``name`` into ``out`` (options as the builder takes them) and return ``out``."""
-    return get_builder(name).build(out, **options)
+def build_dataset(name: str, out: str | os.PathLike[str], *, progress: ProgressCallback | None = None,
+                  **settings: Any) -> Path:  # fmt: skip
+    """Run builder ``name`` into ``out`` with ``settings`` (common ones and the builder's options); return ``out``."""
+    builder = get_builder(name)
+    builder.check_options(settings)
+    return builder.build(out, progress=progress, **settings)
 
 
 def check_output_dir(out: Path) -> None:
@@ -77,7 +118,7 @@ def check_output_dir(out: Path) -> None:
 
 
 def write_aligned_dataset(out: str | os.PathLike[str], splits: dict[str, tuple[int, Iterable[Pair]]],
-                          meta: dict[str, Any], *, progress: bool = True,
+                          meta: dict[str, Any], *, progress: ProgressCallback | None = None,
                           extra_json: dict[str, Callable[[], Any]] | None = None) -> Path:  # fmt: skip
     """Write ``{split: (count, pairs)}`` as a pix2pix aligned dataset at ``out``, atomically.
 
@@ -85,16 +126,17 @@ def write_aligned_dataset(out: str | os.PathLike[str], splits: dict[str, tuple[i
     ``meta`` plus the layout, the counts and ``content_hash`` (= :func:`dataset_fingerprint`).
     ``extra_json`` maps more JSON files to functions called once the pairs are written
     (e.g. the crops' provenance). A previous build at ``out`` is replaced only once the new
-    one is complete.
+    one is complete. ``progress`` hears one task over all pairs.
     """
     out = Path(out)
     check_output_dir(out)
     total = sum(count for count, _ in splits.values())
-    with atomic_path(out, directory=True) as tmp, _Bar(total, f"building {out.name}", progress) as bar:
+    with atomic_path(out, directory=True) as tmp, ProgressTask(progress, f"building {out.name}", total) as task:
         for split, (_, pairs) in splits.items():
             folder = tmp / split
             folder.mkdir()
-            for stem, a, b in bar.track(pairs, split):
+            task.update(status=split)
+            for stem, a, b in task.track(pairs):
                 (folder / f"{stem}.png").write_bytes(encode_png(np.concatenate([a, b], axis=1)))
         info = {
             **meta,
@@ -107,30 +149,3 @@ def write_aligned_dataset(out: str | os.PathLike[str], splits: dict[str, tuple[i
         for name, content in (extra_json or {}).items():
             write_json_atomic(tmp / name, content())
     return out
-
-
-class _Bar:
-    """A transient rich progress bar on stderr over all splits (silent when disabled)."""
-
-    def __init__(self, total: int, description: str, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from pocketgan.console import err_console
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        self.progress = Progress(*columns, console=err_console, transient=True, disable=not enabled)
-        self.task = self.progress.add_task(description, total=total)
-        self.description = description
-
-    def __enter__(self) -> _Bar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def track(self, items: Iterable[Pair], split: str) -> Iterator[Pair]:
-        self.progress.update(self.task, description=f"{self.description} {split}")
-        for item in items:
-            yield item
-            self.progress.advance(self.task)

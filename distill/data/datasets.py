@@ -1,7 +1,9 @@
 """Torch datasets over the pix2pix aligned and CycleGAN unaligned layouts, and :func:`open_dataset`.
 
 Every item is ``{"A": input, "B": target, "name": str}`` with ``A``/``B`` float32 ``3×H×W``
-in ``[-1, 1]``; ``A`` is always the generator's input (``direction="BtoA"`` swaps the sides).
+normalized as the model's :class:`~pocketgan.core.contract.IOSpec` says (default ``[-1, 1]``);
+``A`` is always the generator's input (``direction="BtoA"`` swaps the sides). Files are read,
+resized and normalized by :mod:`pocketgan.imaging`, as calibration and the runtime do.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from pocketgan.distill.data.images import MIN_SIDE, ImageError, ImageScan, read_rgb, scan_images
-from pocketgan.distill.data.layouts import ALIGNED, locate_split
-from pocketgan.distill.data.transforms import PairTransform, item_rng, to_tensor
+from pocketgan.core.contract import IOSpec
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressCallback
+from pocketgan.distill.data.images import MIN_SIDE, ImageError, ImageScan, read_rgb, scan_images
+from pocketgan.distill.data.transforms import PairTransform, item_rng, to_tensor
+from pocketgan.imaging import ALIGNED, aligned_halves, locate_split
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -43,9 +47,8 @@ class PairedImageDataset(Dataset):
     def rng(self, index: int) -> np.random.Generator:
         return item_rng(self.seed, self.epoch, index)
 
-    @staticmethod
-    def item(a: np.ndarray, b: np.ndarray, name: str) -> dict[str, Any]:
-        return {"A": to_tensor(a), "B": to_tensor(b), "name": name}
+    def item(self, a: np.ndarray, b: np.ndarray, name: str) -> dict[str, Any]:
+        return {"A": to_tensor(a, self.transform.io), "B": to_tensor(b, self.transform.io), "name": name}
 
 
 class AlignedDataset(PairedImageDataset):
@@ -66,9 +69,7 @@ class AlignedDataset(PairedImageDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
-        image = _read(path)
-        half = image.shape[1] // 2
-        a, b = image[:, :half], image[:, half : 2 * half]
+        a, b = aligned_halves(_read(path))
         a, b = self.transform([a, b], self.rng(index) if self.transform.augment else None)
         if self.direction == "BtoA":
             a, b = b, a
@@ -105,13 +106,14 @@ class UnalignedDataset(PairedImageDataset):
 
 
 def open_dataset(root: str | os.PathLike[str], split: str = "train", size: int | None = None,
-                 direction: str = "AtoB", augment: bool = False, *, seed: int = 0,
-                 progress: bool = False) -> PairedImageDataset:  # fmt: skip
+                 direction: str = "AtoB", augment: bool = False, *, seed: int = 0, io: IOSpec | None = None,
+                 progress: ProgressCallback | None = None) -> PairedImageDataset:  # fmt: skip
     """Open ``split`` of the dataset at ``root``, detecting its layout (pix2pix aligned or CycleGAN unaligned).
 
     ``size`` resizes every image to ``size × size`` (``None``: native size); ``augment``
     adds pix2pix's resize-to-286/256, random crop and flip, as a pure function of
-    ``(seed, epoch, index)``. Odd files are converted or skipped with one
+    ``(seed, epoch, index)``. ``io`` (default: pocketgan's ``x / 127.5 - 1``, area resize)
+    says how pixels are resized and normalized. Odd files are converted or skipped with one
     :class:`~pocketgan.distill.data.images.DatasetWarning`; a missing or empty split
     raises a one-line :class:`PocketganError`.
     """
@@ -120,7 +122,7 @@ def open_dataset(root: str | os.PathLike[str], split: str = "train", size: int |
     if size is not None and (not isinstance(size, int) or size < 1):
         raise PocketganError(f"size {size!r}: expected a positive number of pixels")
     location = locate_split(root, split)
-    transform = PairTransform(size, augment)
+    transform = PairTransform(size, augment, io or IOSpec())
     if location.layout == ALIGNED:
         (folder,) = location.folders
         scan = _scan_split(folder, min_width=2 * MIN_SIDE, progress=progress)
@@ -129,7 +131,7 @@ def open_dataset(root: str | os.PathLike[str], split: str = "train", size: int |
     return UnalignedDataset(scan_a, scan_b, transform, direction, seed)
 
 
-def _scan_split(folder: Path, *, min_width: int = MIN_SIDE, progress: bool) -> ImageScan:
+def _scan_split(folder: Path, *, min_width: int = MIN_SIDE, progress: ProgressCallback | None) -> ImageScan:
     scan = scan_images(folder, min_width=min_width, progress=progress, warn=False)
     if not scan.paths:
         detail = f" ({scan.skip_summary()})" if scan.skipped else ""

@@ -29,9 +29,10 @@ import numpy as np
 
 from pocketgan.distill.data.builders import Pair, register_builder, write_aligned_dataset
 from pocketgan.distill.data.images import read_rgb, scan_images
-from pocketgan.distill.data.transforms import resize
+from pocketgan.imaging import resize
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.optional import require
+from pocketgan.core.progress import ProgressCallback
 
 T = TypeVar("T")
 NAME = "edges2photos"
@@ -106,7 +107,7 @@ def embedded_photos() -> list[Photo]:
         if (data_dir / file).is_file()
     ]
     if not photos:
-        raise PocketganError(f"scikit-image's sample photos are missing from {data_dir}; pass --photos FOLDER")
+        raise PocketganError(f"scikit-image's sample photos are missing from {data_dir}; pass --option photos=FOLDER")
     return photos
 
 
@@ -114,11 +115,11 @@ def folder_photos(folder: str | os.PathLike[str]) -> list[Photo]:
     """Every usable photo under ``folder`` (odd files converted or skipped with one warning)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise PocketganError(f"--photos {folder}: no such directory")
+        raise PocketganError(f"photos={folder}: no such directory")
     scan = scan_images(folder, min_height=MIN_PHOTO_SIDE, min_width=MIN_PHOTO_SIDE, warn=False)
     if not scan.paths:
         detail = f" ({scan.skip_summary()})" if scan.skipped else ""
-        raise PocketganError(f"--photos {folder}: no usable photos of at least {MIN_PHOTO_SIDE} px{detail}")
+        raise PocketganError(f"photos={folder}: no usable photos of at least {MIN_PHOTO_SIDE} px{detail}")
     scan.warn()
     photos: list[Photo] = []
     for path in scan.paths:
@@ -189,10 +190,16 @@ def render_pair(
     return crop, edges, pixels
 
 
-@register_builder(NAME, "edge maps → photo crops (Canny, edges2shoes-style) from real photographs")
+@register_builder(
+    NAME,
+    "edge maps → photo crops (Canny, edges2shoes-style) from real photographs",
+    options={"photos": "a folder of your own photos (default: scikit-image's sample photos)"},
+    description="Random crops of real photos beside their Canny edges. Validation crops come from a band "
+    "of each photo that training crops never touch.",
+)
 def build_edges2photos(out: str | os.PathLike[str], *, size: int = 128, count: int = 600, val_count: int = 64,
                        seed: int = 0, photos: str | os.PathLike[str] | None = None,
-                       progress: bool = True) -> Path:  # fmt: skip
+                       progress: ProgressCallback | None = None) -> Path:  # fmt: skip
     """Build edges2photos at ``out``: ``count`` train and ``val_count`` val pairs of ``size`` px (A = edges, B = photo).
 
     ``photos`` is a folder of the user's photos (default: scikit-image's sample photos).

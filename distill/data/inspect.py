@@ -17,6 +17,7 @@ from pocketgan.distill.data.layouts import (
     read_dataset_json,
 )
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressCallback
 
 
 @dataclass
@@ -42,26 +43,26 @@ class DatasetSummary:
     meta: dict[str, Any]
 
 
-def describe_dataset(root: str | os.PathLike[str]) -> DatasetSummary:
-    """Scan every split of ``root`` (decoding each image once) and summarize it."""
+def describe_dataset(root: str | os.PathLike[str], *, progress: ProgressCallback | None = None) -> DatasetSummary:
+    """Scan every split of ``root`` (decoding each image once) and summarize it; ``progress`` hears the scans."""
     root = Path(root)
     if not root.is_dir():
         raise PocketganError(f"{root}: no such dataset directory")
     names = available_splits(root)
     if not names:
         locate_split(root, "train")  # raises the "not a dataset" message
-    splits = [_describe_split(root, name) for name in names]
+    splits = [_describe_split(root, name, progress) for name in names]
     meta = read_dataset_json(root)
     return DatasetSummary(root, str(meta.get("name") or root.resolve().name), splits, dataset_fingerprint(root), meta)
 
 
-def _describe_split(root: Path, split: str) -> SplitSummary:
+def _describe_split(root: Path, split: str, progress: ProgressCallback | None) -> SplitSummary:
     location = locate_split(root, split)
     aligned = location.layout == ALIGNED
     summary = SplitSummary(split, location.layout, {}, 0)
     notes = []
     for folder in location.folders:
-        scan = scan_images(folder, min_width=2 * MIN_SIDE if aligned else MIN_SIDE, progress=True, warn=False)
+        scan = scan_images(folder, min_width=2 * MIN_SIDE if aligned else MIN_SIDE, progress=progress, warn=False)
         summary.images[folder.name] = len(scan.paths)
         summary.skipped += len(scan.skipped)
         if scan.skipped:

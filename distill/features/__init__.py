@@ -3,7 +3,8 @@
 ``load_feature_network(name_or_path, data=DIR)`` returns a frozen :class:`FeatureNetwork`:
 the dataset's own *domain network* (trained here, cached; labelled ``pocketgan-<dataset>``),
 or FID InceptionV3 from a local weights file (labelled ``inception``). Every metric names
-the network it used: "FID (inception)" is not comparable with "FID (pocketgan-edges2photos)".
+the network it used: "FID (inception)" is not comparable with "FID (pocketgan-edges2photos)";
+every network has a content ``key`` (its weights' hash) that run identities and cache keys record.
 """
 
 from pocketgan.distill.features.base import (
@@ -11,6 +12,7 @@ from pocketgan.distill.features.base import (
     default_cache_dir,
     feature_distance,
     list_feature_networks,
+    network_key,
     register_feature_network,
     unit_normalize,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "load_domain_network",
     "load_feature_network",
     "load_inception",
+    "network_key",
     "register_feature_network",
     "save_domain_network",
     "train_domain_network",

@@ -6,10 +6,14 @@ A :class:`FeatureNetwork` is a frozen image encoder with two views of an image b
 - ``forward(x) -> list[Tensor]``: multi-scale feature maps, shallow to deep (the
   perceptual network of OMGD's SSIM/style/feature losses, and the LPIPS-style distance);
 - ``embed(x) -> Tensor[N, D]``: one pooled vector per image (FID, KID).
+
+Its ``key`` is a content address (family, levels and weights, not the name): run identities and
+cache keys record it, so a retrained or replaced network is never mistaken for the old one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.keys import fingerprint
 from pocketgan.core.registry import Registry
 
 FeatureFactory = Callable[..., "FeatureNetwork"]
@@ -33,12 +38,34 @@ class FeatureNetwork(nn.Module):
 
     Attributes: ``name`` labels every metric computed with it (``"FID (inception)"`` is not
     ``"FID (pocketgan-edges2photos)"``); ``num_features`` is the size ``D`` of :meth:`embed`
-    (torchmetrics reads it); ``level_channels`` are the channels of the maps of :meth:`forward`.
+    (torchmetrics reads it); ``level_channels`` are the channels of the maps of :meth:`forward`;
+    ``key`` is the network's content address (see :func:`network_key`).
     """
 
     name: str = "feature-network"
     num_features: int = 0
     level_channels: tuple[int, ...] = ()
+    _key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Content key: a hash of the class, the levels and the weights (not the name).
+
+        Computed on first use and again after :meth:`load_state_dict`, :meth:`freeze` or a dtype/device
+        change (in-place edits of a frozen network's weights are not tracked).
+        """
+        if self._key is None:
+            self._key = network_key(self)
+        return self._key
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`nn.Module.load_state_dict`; new weights get a new :attr:`key`."""
+        self._key = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:  # .to(), .double(), ...: the dtype is part of the key
+        self._key = None
+        return super()._apply(*args, **kwargs)
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Multi-scale maps of an input already in the network's range and size."""
@@ -64,6 +91,7 @@ class FeatureNetwork(nn.Module):
 
     def freeze(self) -> FeatureNetwork:
         """Evaluation mode for good, and no parameter gradients (inputs may still carry gradients)."""
+        self._key = None  # the weights are final now
         super().train(False)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
@@ -75,11 +103,34 @@ class FeatureNetwork(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for reports (name, embedding size, levels)."""
-        return {"name": self.name, "num_features": self.num_features, "level_channels": list(self.level_channels)}
+        return {"name": self.name, "key": self.key, "num_features": self.num_features,
+                "level_channels": list(self.level_channels)}  # fmt: skip
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of a module's state dict: every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def network_key(network: FeatureNetwork) -> str:
+    """The content key of ``network``: its class, embedding size, levels and weights; the same for a
+    network and its saved-and-reloaded copy, different as soon as one weight differs."""
+    family = f"{type(network).__module__}.{type(network).__qualname__}"
+    return fingerprint("feature-network", family, network.num_features, list(network.level_channels),
+                       weights_digest(network))  # fmt: skip
 
 
 def register_feature_network(name: str) -> Callable[[FeatureFactory], FeatureFactory]:
-    """Decorator: register ``fn(path=None, *, data, cache_dir, progress) -> FeatureNetwork`` as ``name``."""
+    """Decorator: register ``fn(*, data, cache_dir, progress, domain_config) -> FeatureNetwork`` as ``name``.
+
+    ``progress`` is a :data:`~pocketgan.core.progress.ProgressCallback` or ``None``; accept ``**kwargs``
+    for arguments a factory does not use.
+    """
 
     def wrap(fn: FeatureFactory) -> FeatureFactory:
         return FEATURE_NETWORKS.register(name, fn)

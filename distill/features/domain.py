@@ -33,12 +33,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from pocketgan.core.contract import sidecar_path
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.fsio import atomic_path, read_json, write_json_atomic
+from pocketgan.core.progress import ProgressCallback, ProgressTask
 from pocketgan.distill.features.base import FeatureNetwork, default_cache_dir
 from pocketgan.distill.features.degradations import DEGRADATION_NAMES, degrade
-from pocketgan.distill.features.progress import TaskBar
-from pocketgan.core.errors import PocketganError
-from pocketgan.core.contract import sidecar_path
-from pocketgan.core.fsio import atomic_path, read_json, write_json_atomic
+from pocketgan.distill.progress import as_callback
 
 
 @dataclass(frozen=True)
@@ -203,13 +204,14 @@ def train_domain_network(
     config: DomainConfig = DomainConfig(),
     *,
     name: str = "pocketgan-domain",
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> DomainFeatureNet:
     """Train a domain feature network on ``images`` (the dataset's photos), deterministically for ``config.seed``.
 
     ``images``: ``N×3×H×W`` floats in ``[-1, 1]`` or a list of ``H×W×3`` uint8 RGB arrays (sizes may differ).
     Returns the frozen network; ``net.training_info`` holds the config, the effective crop size,
     timings and held-out accuracies (degradation class, photo identity, severity error).
+    ``progress`` receives one event per step (status: the degradation and photo losses).
     """
     photos = to_uint8_images(images)[: config.max_images]
     if not photos:
@@ -227,7 +229,7 @@ def train_domain_network(
     nn.Module.train(net, True)
     started = time.perf_counter()
     stats: dict[str, float] = {}
-    with TaskBar(f"training feature network {name}", config.steps, progress) as bar:
+    with ProgressTask(as_callback(progress), f"training feature network {name}", total=config.steps) as task:
         for step in range(config.steps):
             batch = _sample_batch(photos, crop, config.batch_size, np.random.default_rng([config.seed, step]))
             loss, stats = _losses(net, heads, batch)
@@ -235,7 +237,7 @@ def train_domain_network(
             loss.backward()
             optimizer.step()
             schedule.step()
-            bar.advance(status=f"degradation {stats['degradation']:.2f} photo {stats['photo']:.2f}")
+            task.advance(status=f"degradation {stats['degradation']:.2f} photo {stats['photo']:.2f}")
     net.freeze()
     held_out = _held_out_scores(net, heads, photos, crop, config)
     net.training_info = {
@@ -278,6 +280,7 @@ def save_domain_network(net: DomainFeatureNet, path: str | Path, extra: dict[str
         "kind": "feature-network",
         "family": "pocketgan-domain",
         "name": net.name,
+        "key": net.key,
         "widths": list(net.level_channels),
         "num_features": net.num_features,
         **net.training_info,
@@ -299,8 +302,14 @@ def load_domain_network(path: str | Path) -> DomainFeatureNet:
     if not path.exists():
         raise PocketganError(f"{path}: no such file")
     load_state_dict_checked(net, read_state_dict(path), str(path))
-    net.training_info = {k: v for k, v in info.items() if k not in ("kind", "family", "name", "widths")}
-    return net.freeze()
+    net.training_info = {k: v for k, v in info.items() if k not in ("kind", "family", "name", "key", "widths")}
+    net.freeze()
+    if info.get("key") not in (None, net.key):
+        raise PocketganError(
+            f"{path}: the weights do not match their description (key {net.key}, "
+            f"{sidecar_path(path).name} says {info['key']}); delete both files to retrain"
+        )
+    return net
 
 
 def dataset_label(root: str | Path) -> str:
@@ -317,13 +326,18 @@ def dataset_label(root: str | Path) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "dataset"
 
 
+CACHE_KEY_LENGTH = 20
+
+
 def cache_key(fingerprint: str, config: DomainConfig) -> str:
-    """Content address of a domain network: the dataset's fingerprint and the network config."""
+    """Content address of a domain network before it exists: the dataset's fingerprint and the network config."""
     payload = json.dumps({"dataset": fingerprint, "config": config.to_dict()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+    return hashlib.sha256(payload.encode()).hexdigest()[:CACHE_KEY_LENGTH]
 
 
-def load_dataset_photos(root: str | Path, max_images: int, progress: bool = True) -> list[np.ndarray]:
+def load_dataset_photos(
+    root: str | Path, max_images: int, progress: ProgressCallback | None = None
+) -> list[np.ndarray]:
     """The B side (photos) of the ``train`` split, at most ``max_images``, evenly spread over the split."""
     from pocketgan.distill.data import open_dataset
 
@@ -333,10 +347,10 @@ def load_dataset_photos(root: str | Path, max_images: int, progress: bool = True
         raise PocketganError(f"{root}: the train split has no images to train a feature network on")
     indices = np.unique(np.linspace(0, count - 1, min(count, max_images)).round().astype(int))
     photos: list[np.ndarray] = []
-    with TaskBar("reading photos", len(indices), progress) as bar:
+    with ProgressTask(as_callback(progress), "reading photos", total=len(indices)) as task:
         for index in indices:
             photos.extend(to_uint8_images(dataset[int(index)]["B"][None]))
-            bar.advance()
+            task.advance()
     return photos
 
 
@@ -363,7 +377,7 @@ def domain_network_for(
     *,
     cache_dir: str | Path | None = None,
     config: DomainConfig = DomainConfig(),
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> DomainFeatureNet:
     """The domain network of dataset ``data``: from the cache when present, else trained and cached
     (at :func:`domain_network_path`; ``cache_dir`` defaults to ``$POCKETGAN_CACHE/features``)."""
@@ -381,12 +395,15 @@ def domain_network_for(
 
 
 def cached_domain_networks(cache_dir: str | Path, name: str, fingerprint: str | None = None) -> list[Path]:
-    """Cached networks called ``name`` (for the dataset with ``fingerprint``, if given), oldest first."""
+    """Cached networks called ``name`` (``<name>-<content key>.safetensors`` with its sidecar), for the dataset
+    with ``fingerprint`` if given, in file-name order (never by date: the choice must not depend on which
+    was written last)."""
+    stem = re.compile(rf"{re.escape(name)}-[0-9a-f]{{{CACHE_KEY_LENGTH}}}")
     found = []
     for path in Path(cache_dir).glob(f"{name}-*.safetensors"):
         sidecar = sidecar_path(path)
-        if not sidecar.exists():
-            continue  # an interrupted write: the sidecar is written last
+        if not stem.fullmatch(path.stem) or not sidecar.exists():
+            continue  # another dataset's name with this prefix, or an interrupted write (the sidecar is last)
         if fingerprint is not None:
             try:
                 if json.loads(sidecar.read_text()).get("dataset_fingerprint") != fingerprint:
@@ -394,7 +411,7 @@ def cached_domain_networks(cache_dir: str | Path, name: str, fingerprint: str | 
             except (OSError, json.JSONDecodeError, UnicodeDecodeError):
                 continue
         found.append(path)
-    return sorted(found, key=lambda p: p.stat().st_mtime)
+    return sorted(found)
 
 
 def domain_network_name(data: str | Path) -> str:

@@ -1,14 +1,19 @@
 """``load_feature_network``: resolve ``--feature NAME|PATH`` (and ``--data``) to a frozen network.
 
-Accepted forms:
+Accepted forms, each resolved by content key (never "the newest file"):
 
-- ``None`` or ``"domain"``: the domain network of ``data`` (trained once, then cached);
-- ``"pocketgan-<dataset>"``: the newest cached network of that name (for ``data``'s contents when
-  ``data`` is given, whatever its training config; trained with the default config if there is none);
+- ``None`` or ``"domain"``: the domain network of ``data`` for the config (default
+  :class:`DomainConfig`), at its content address (dataset fingerprint + config); trained once, then cached;
+- ``"pocketgan-<dataset>"``: the same network, after checking the name belongs to ``data``; without
+  ``data``, the only cached network of that name (several: an error naming them);
+- ``"pocketgan-<dataset>-<key>"``: that cached network (the file name in the cache directory);
 - ``"inception"``: FID InceptionV3 from a ``pt_inception-2015-12-05*.pth`` found in the cache
   directory or torch hub's checkpoint folder (where pytorch-fid keeps it);
 - a path ending in ``.pth``/``.pt``: FID InceptionV3 from that file;
 - a path ending in ``.safetensors``: a saved domain network (with its ``.json`` sidecar).
+
+Every network's ``key`` (:attr:`FeatureNetwork.key`) hashes its weights: that is what run identities
+and cache keys record.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from pocketgan.distill.features.domain import (
     domain_network_name,
     load_domain_network,
 )
-from pocketgan.distill.features.inception import WEIGHTS_GLOB, find_inception_weights, load_inception
+from pocketgan.core.contract import sidecar_path
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.progress import ProgressCallback
+from pocketgan.distill.features.inception import WEIGHTS_GLOB, find_inception_weights, load_inception
 
 DOMAIN_PREFIX = "pocketgan-"
 
@@ -41,14 +48,15 @@ def load_feature_network(
     *,
     data: str | os.PathLike[str] | None = None,
     cache_dir: Path | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
     domain_config: DomainConfig | None = None,
 ) -> FeatureNetwork:
     """A frozen :class:`FeatureNetwork` for ``name_or_path`` (see the module docstring).
 
     ``data`` is a dataset directory (needed by the domain network); ``cache_dir`` overrides
     ``$POCKETGAN_CACHE/features`` (default ``~/.cache/pocketgan/features``); ``domain_config``
-    overrides the domain network's architecture and training budget (part of its cache key).
+    overrides the domain network's architecture and training budget (part of its cache key);
+    ``progress`` receives the events of reading photos and training, when a network is trained.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     text = "domain" if name_or_path is None else str(name_or_path)
@@ -64,7 +72,9 @@ def load_feature_network(
 
 
 @register_feature_network("domain")
-def _domain(*, data, cache_dir: Path, progress: bool, domain_config: DomainConfig | None, **_) -> FeatureNetwork:
+def _domain(
+    *, data, cache_dir: Path, progress: ProgressCallback | None, domain_config: DomainConfig | None, **_
+) -> FeatureNetwork:
     """The domain network trained on (and cached for) dataset ``data``."""
     if data is None:
         raise PocketganError(
@@ -87,19 +97,23 @@ def _inception(*, cache_dir: Path, **_) -> FeatureNetwork:
     return load_inception(found)
 
 
-def _named_domain_network(name: str, *, data, cache_dir: Path, progress: bool, domain_config, **_) -> FeatureNetwork:
-    """A cached network of that name (for ``data``, if given: any config); trained for ``data`` when none is."""
+def _named_domain_network(
+    name: str, *, data, cache_dir: Path, progress: ProgressCallback | None, domain_config, **_
+) -> FeatureNetwork:
+    """``pocketgan-<dataset>[-<key>]`` by content key (see the module docstring)."""
+    exact = cache_dir / f"{name}.safetensors"
+    if exact.exists() and sidecar_path(exact).exists():  # pocketgan-<dataset>-<key>: that file
+        return load_domain_network(exact)
     if data is None:
         cached = cached_domain_networks(cache_dir, name)
         if not cached:
             raise PocketganError(f"no cached feature network {name} in {cache_dir}: pass --data DIR to train it")
-        return load_domain_network(cached[-1])
-    from pocketgan.distill.data import dataset_fingerprint
-
+        if len(cached) > 1:
+            names = ", ".join(path.stem for path in cached)
+            raise PocketganError(f"{len(cached)} cached feature networks are called {name} ({names}): "
+                                 "pass --data DIR to use the one of that dataset, or name one of them")  # fmt: skip
+        return load_domain_network(cached[0])
     expected = domain_network_name(data)
     if name != expected:
         raise PocketganError(f"feature network {name} does not belong to dataset {data} (its network is {expected})")
-    cached = cached_domain_networks(cache_dir, name, dataset_fingerprint(data))
-    if cached and domain_config is None:
-        return load_domain_network(cached[-1])
     return _domain(data=data, cache_dir=cache_dir, progress=progress, domain_config=domain_config)

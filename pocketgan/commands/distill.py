@@ -1,19 +1,28 @@
 """`pocketgan distill`: train a small student from a teacher (OMGD, GAN Compression, plain KD).
 
 Also defines the training options shared with `pocketgan teacher` (one definition,
-one :class:`~pocketgan.distill.trainer.RunSettings`, one implementation).
+one :class:`~pocketgan.distill.api.RunSettings`, one implementation) and the training progress
+bar: the loop reports through a progress callback, this side draws it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from pocketgan.console import print_trained
+
 # ----------------------------------------------------------------- options shared with `pocketgan teacher`
-Out = Annotated[Path, typer.Option("--out", help="Model directory to write; training state goes to OUT/train.")]
-Size = Annotated[Optional[int], typer.Option("--size", help="Resize images to SIZE×SIZE (default: as stored).")]
+Out = Annotated[
+    Path, typer.Option("--out", "-o", help="Model directory to write; training state goes to OUT/train.")
+]
+Size = Annotated[
+    Optional[str], typer.Option("--size", help="Resize images to H×H: H or HxH (default: as stored).")
+]
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps (default 1000).")]
 Epochs = Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data, instead of --steps.")]
 Batch = Annotated[int, typer.Option("--batch", help="Global batch size (split across torchrun processes).")]
@@ -27,36 +36,49 @@ Device = Annotated[str, typer.Option("--device", help="auto (CUDA when available
 Direction = Annotated[str, typer.Option("--direction", help="AtoB or BtoA.")]
 Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="pix2pix resize + random crop + flip.")]
 Options = Annotated[
-    Optional[list[str]], typer.Option("--option", "-o", help="Method option key=value (repeatable).")
+    Optional[list[str]], typer.Option("--option", help="Method option KEY=VALUE (repeatable; a,b,c for a list).")
 ]
 ShowProgress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")]
+
+
+def parse_size(text: str | None) -> int | None:
+    """``--size``: ``"64"`` or ``"64x64"`` → 64; ``None`` keeps the images' own size."""
+    from pocketgan.core.options import parse_square_size
+
+    return None if text is None else parse_square_size(text)
 
 
 def settings_from(values: dict[str, Any]):
     """A :class:`RunSettings` from a command's parameters (same names as its fields)."""
     from dataclasses import fields
 
-    from pocketgan.distill.trainer import RunSettings, parse_options
+    from pocketgan.distill.api import RunSettings, parse_options
 
     names = {f.name for f in fields(RunSettings)}
     chosen = {k: v for k, v in values.items() if k in names}
     chosen["options"] = parse_options(values.get("options"))
+    chosen["size"] = parse_size(values.get("size"))
     return RunSettings(**chosen).validate()
 
 
-def report(model_dir: Path) -> None:
-    """One summary line about a trained model directory (rank 0 only under torchrun)."""
-    from pocketgan.console import console
-    from pocketgan.distill.distributed import is_main_process
-    from pocketgan.core.contract import ModelManifest
+@contextmanager
+def training_progress(enabled: bool) -> Iterator[Callable[..., Any] | None]:
+    """The bar the training loop reports to (rank 0 only; it stays on screen when done, as a summary line).
 
-    if not is_main_process():
-        return
-    prov = ModelManifest.load(model_dir).provenance
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in (prov.get("final_losses") or {}).items())
-    took = f" in {prov['wall_time_s']:.0f} s" if prov.get("wall_time_s") is not None else ""
-    tail = f": {losses}" if losses else ""
-    console.print(f"saved {model_dir} ({prov.get('method')}, {prov.get('steps')} steps{took}){tail}")
+    A run stopped with Ctrl-C prints how to resume before the one-line ``error: interrupted``.
+    """
+    from pocketgan.console import RichProgress, err_console
+    from pocketgan.distill.distributed import is_main_process
+    from pocketgan.distill.loop import TrainingInterrupted
+
+    shown = enabled and is_main_process()
+    try:
+        with RichProgress(transient=False, enabled=shown) as bar:
+            yield bar if shown else None
+    except TrainingInterrupted as stopped:
+        if is_main_process():
+            err_console.print(str(stopped))
+        raise
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +94,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--student", help="Architecture (from scratch) or a model directory (e.g. pruned).")
         ] = "mobile-resnet:ngf=16",
         perceptual: Annotated[
-            Optional[str], typer.Option("--perceptual", help="Feature network name or weights file (OMGD).")
+            Optional[str],
+            typer.Option("--perceptual", help="Feature network (OMGD): domain (default), pocketgan-<dataset>[-<key>], "
+                         "inception, or a weights file."),  # fmt: skip
         ] = None,
         steps: Steps = None,
         epochs: Epochs = None,
@@ -95,7 +119,10 @@ def register(app: typer.Typer) -> None:
         resumes after a crash or Ctrl-C. Under `torchrun --nproc_per_node N -m pocketgan
         distill ...` it trains data-parallel with the same options.
         """
-        from pocketgan.distill.trainer import distill_student
+        from pocketgan.distill.api import distill_student
 
         settings = settings_from(locals())
-        report(distill_student(method, teacher, student, data, out, perceptual=perceptual, settings=settings))
+        with training_progress(progress) as bar:
+            trained = distill_student(method, teacher, student, data, out, perceptual=perceptual, settings=settings,
+                                      progress=bar)  # fmt: skip
+        print_trained(trained)

@@ -1,30 +1,28 @@
-"""`pocketgan eval`: PSNR, SSIM, FID, KID and an LPIPS-style distance of a generator on a dataset split."""
+"""`pocketgan eval`: every registered metric (PSNR, SSIM, FID, KID, an LPIPS-style distance, plugins) of a
+generator on a dataset split. The table's rows, labels, arrows and formats come from the metric registry
+(:data:`pocketgan.distill.metrics.METRICS`)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from pocketgan.commands.distill import Device, Direction, ShowProgress, Size  # the options shared by the verbs
+from pocketgan.commands.distill import Device, Direction, ShowProgress, Size, parse_size  # shared by the verbs
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from pocketgan.core.progress import ProgressCallback
     from pocketgan.distill.metrics import EvalReport
-
-FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "fid": "{:.3f}", "kid": "{:.5f}", "lpips_style": "{:.4f}"}
 
 
 def format_metric(key: str, value: float | None) -> str:
-    """A table cell: ``–`` when not computed, ``∞`` for identical images' PSNR."""
-    if value is None:
-        return "–"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return FORMATS.get(key, "{:.4g}").format(value)
+    """A table cell in the registered metric's format: ``–`` when not computed, ``∞`` for identical images' PSNR."""
+    from pocketgan.distill.metrics import get_metric
+
+    return get_metric(key).render(value)
 
 
 Model = Annotated[
@@ -39,12 +37,14 @@ Feature = Annotated[
     typer.Option(
         "--feature",
         help="Feature network for FID/KID/LPIPS-style: domain (default: trained on --data, cached), "
-        "pocketgan-<dataset>, inception, or a weights file (.pth InceptionV3, .safetensors domain network).",
+        "pocketgan-<dataset> (the same, by content key), pocketgan-<dataset>-<key> (that cached network), "
+        "inception, or a weights file (.pth InceptionV3, .safetensors domain network).",
     ),
 ]
 Split = Annotated[str, typer.Option("--split", help="Dataset split to evaluate on.")]
 Batch = Annotated[int, typer.Option("--batch", help="Images per forward pass.")]
-JsonPath = Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")]
+OutPath = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the results as JSON to this file.")]
+JsonAlias = Annotated[Optional[Path], typer.Option("--json", hidden=True, help="Old spelling of --out.")]
 Arch = Annotated[Optional[str], typer.Option("--arch", help="Architecture of a MODEL checkpoint file.")]
 TeacherArch = Annotated[Optional[str], typer.Option("--teacher-arch", help="Architecture of a --teacher checkpoint.")]
 
@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
         split: Split = "val",
         size: Size = None,
         batch: Batch = 8,
-        json_path: JsonPath = None,
+        out: OutPath = None,
+        json_path: JsonAlias = None,
         arch: Arch = None,
         teacher_arch: TeacherArch = None,
         direction: Direction = "AtoB",
@@ -70,19 +71,24 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate MODEL on a dataset split: quality vs the ground truth and vs a teacher, each metric
         labelled with the feature network it used."""
-        from pocketgan.console import console
+        from pocketgan.console import RichProgress, console
+        from pocketgan.core.errors import PocketganError
         from pocketgan.core.fsio import write_json_atomic
 
-        report = run_eval(
-            model, data, teacher=teacher, feature=feature, split=split, size=size, batch=batch, arch=arch,
-            teacher_arch=teacher_arch, direction=direction, device=device, progress=progress,
-        )  # fmt: skip
+        target = out or json_path
+        if target is not None and target.is_dir():
+            raise PocketganError(f"--out {target}: is a directory; give a file path")
+        with RichProgress(enabled=progress) as bar:
+            report = run_eval(
+                model, data, teacher=teacher, feature=feature, split=split, size=parse_size(size), batch=batch,
+                arch=arch, teacher_arch=teacher_arch, direction=direction, device=device, progress=bar,
+            )  # fmt: skip
         console.print(results_table(report, f"{data}/{split}"))
         for note in report.notes:
             console.print(f"note: {note}")
-        if json_path is not None:
-            write_json_atomic(json_path, report.to_dict())
-            console.print(f"wrote {json_path}")
+        if target is not None:
+            write_json_atomic(target, report.to_dict())
+            console.print(f"wrote {target}")
 
 
 def run_eval(
@@ -98,7 +104,7 @@ def run_eval(
     teacher_arch: str | None = None,
     direction: str = "AtoB",
     device: str = "auto",
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> EvalReport:
     """Load everything the command names and return the :class:`~pocketgan.distill.metrics.EvalReport`."""
     from pocketgan.distill.data import open_dataset
@@ -127,21 +133,23 @@ def run_eval(
 
 
 def results_table(report: EvalReport, where: str) -> Table:
-    """A rich table: metric (with its network), vs ground truth, vs teacher."""
+    """A rich table: metric (with its network and direction), vs ground truth, vs teacher."""
     from rich.table import Table
 
+    from pocketgan.distill.metrics import get_metric
+
     size = "×".join(str(s) for s in report.image_size)
+    key = f" (key {report.feature_key})" if report.feature_key else ""
     table = Table(
         title=f"{report.model} on {where}: n={report.n} images at {size} px, "
-        f"{report.seconds:.1f} s; feature network {report.feature_network}",
+        f"{report.seconds:.1f} s; feature network {report.feature_network}{key}",
         title_justify="left",
     )
     table.add_column("metric")
     table.add_column("vs ground truth", justify="right")
     table.add_column(f"vs teacher ({report.teacher})" if report.teacher else "vs teacher", justify="right")
-    for key, metric in report.metrics.items():
-        arrow = "↑" if metric.higher_is_better else "↓"
-        table.add_row(
-            f"{metric.label} {arrow}", format_metric(key, metric.vs_ground_truth), format_metric(key, metric.vs_teacher)
-        )
+    for name, result in report.metrics.items():
+        metric = get_metric(name)
+        table.add_row(f"{result.label} {metric.direction}", metric.render(result.vs_ground_truth),
+                      metric.render(result.vs_teacher))  # fmt: skip
     return table

@@ -1,6 +1,8 @@
 """`pocketgan profile MODEL`: MACs (fvcore) and parameters, with the most expensive layers.
 
 Also home of the options every model-taking verb shares (``MODEL``, ``--arch``, ``--size``).
+``MODEL`` and ``--arch`` take registered architectures (``resnet9:ngf=64``) and the user's own
+factories (``mypkg.nets:build:channels=16``, imported with the current directory on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -20,22 +22,24 @@ if TYPE_CHECKING:
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="an architecture (resnet9:ngf=64, mobile-resnet:ngf=16, unet256), a model directory, "
-        "or a checkpoint (.pth/.safetensors) with --arch",
+        help="an architecture (resnet9:ngf=64, mobile-resnet:ngf=16, unet256), your own factory "
+        "(package.module:factory[:key=value,...]), a model directory, or a checkpoint (.pth/.safetensors) with --arch",
         show_default=False,
     ),
 ]
 ArchOpt = Annotated[
     Optional[str],  # noqa: UP045  (typer reads the annotation at runtime)
-    typer.Option("--arch", help="architecture of a checkpoint file, e.g. resnet9 or mobile-resnet:ngf=16"),
+    typer.Option(
+        "--arch", help="architecture of a checkpoint file: resnet9, mobile-resnet:ngf=16 or mypkg.nets:build:ngf=8"
+    ),
 ]
 SizeOpt = Annotated[str, typer.Option("--size", help="input size: H (square) or HxW, e.g. 256 or 256x320")]
 
 
 def load_with_shape(model: str, arch: str | None, size: str) -> tuple[LoadedModel, tuple[int, int, int, int]]:
     """Resolve ``MODEL`` (+ ``--arch``) and the NCHW input shape ``--size`` gives, checked against the model."""
+    from pocketgan.core.options import parse_size
     from pocketgan.models import load_model
-    from pocketgan.models.profile import parse_size
 
     height, width = parse_size(size)
     loaded = load_model(model, arch)
@@ -51,9 +55,13 @@ def register(app: typer.Typer) -> None:
         model: ModelArg,
         size: SizeOpt = "256",
         arch: ArchOpt = None,
+        out: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("-o", "--out", help="also write {macs, params, counter, input_shape, by_module} here (JSON)"),
+        ] = None,
         json_path: Annotated[
             Optional[Path],  # noqa: UP045
-            typer.Option("--json", help="also write {macs, params, counter, input_shape, by_module} here"),
+            typer.Option("--json", hidden=True, help="the former spelling of --out"),
         ] = None,
         top: Annotated[int, typer.Option("--top", min=0, help="how many of the most expensive layers to list")] = 10,
     ) -> None:
@@ -61,15 +69,16 @@ def register(app: typer.Typer) -> None:
         from pocketgan.core.fsio import write_json_atomic
         from pocketgan.models.profile import profile_model
 
-        if json_path is not None and json_path.is_dir():
-            raise PocketganError(f"--json {json_path}: is a directory; give a file path")
+        out = out or json_path
+        if out is not None and out.is_dir():
+            raise PocketganError(f"--out {out}: is a directory; give a file path")
         loaded, shape = load_with_shape(model, arch, size)
         with err_console.status("counting MACs"):
             report = profile_model(loaded.model, shape)
         print_profile(loaded.name, report, top)
-        if json_path is not None:
-            write_json_atomic(json_path, report.to_dict())
-            console.print(f"wrote {json_path}")
+        if out is not None:
+            write_json_atomic(out, report.to_dict())
+            console.print(f"wrote {out}")
 
 
 def print_profile(name: str, report: ProfileReport, top: int = 10) -> None:

@@ -1,19 +1,49 @@
-"""`pocketgan prune MODEL --out DIR`: structural channel pruning (torch-pruning) to a ratio or a MAC target."""
+"""`pocketgan prune MODEL -o DIR`: structural channel pruning (torch-pruning) to a ratio or a MAC target."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from pocketgan.commands.profile import ArchOpt, ModelArg, SizeOpt, load_with_shape
-from pocketgan.console import console, err_console, format_count
+from pocketgan.console import RichProgress, console, format_count
 from pocketgan.core.errors import PocketganError
 
 if TYPE_CHECKING:
     from pocketgan.models.prune import PruneResult
+
+
+OutOpt = Annotated[Path, typer.Option("-o", "--out", help="model directory to write (created or updated)")]
+RatioOpt = Annotated[
+    Optional[float],  # noqa: UP045  (typer reads the annotation at runtime)
+    typer.Option("--ratio", help="channel pruning ratio in (0, 1): each layer loses this share"),
+]
+TargetRateOpt = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--target-rate", help="at least this share fewer MACs, e.g. 0.9 (the ratio is searched)"),
+]
+TargetMacsOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--target-macs", help="at most this many MACs: 1.2G, 800M or a plain number"),
+]
+ImportanceOpt = Annotated[
+    str, typer.Option("--importance", help="channel ranking: l1, l2, taylor, random or a pocketgan.importance plugin")
+]
+GlobalOpt = Annotated[bool, typer.Option("--global", help="rank channels across layers instead of per layer")]
+RoundToOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--round-to", help="keep every pruned width a multiple of N"),
+]
+IgnoreLayerOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--ignore-layer",
+        metavar="NAME",
+        help="keep this module's output channels, and every layer coupled with it (repeatable)",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -22,29 +52,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def prune(
         model: ModelArg,
-        out: Annotated[Path, typer.Option("--out", help="model directory to write (created or updated)")],
-        ratio: Annotated[
-            Optional[float],  # noqa: UP045  (typer reads the annotation at runtime)
-            typer.Option("--ratio", help="channel pruning ratio in (0, 1): each layer loses this share"),
-        ] = None,
-        target_rate: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--target-rate", help="at least this share fewer MACs, e.g. 0.9 (the ratio is searched)"),
-        ] = None,
-        target_macs: Annotated[
-            Optional[str],  # noqa: UP045
-            typer.Option("--target-macs", help="at most this many MACs: 1.2G, 800M or a plain number"),
-        ] = None,
-        importance: Annotated[
-            str, typer.Option("--importance", help="channel ranking: l1, l2, taylor or random")
-        ] = "l1",
-        global_pruning: Annotated[
-            bool, typer.Option("--global", help="rank channels across layers instead of per layer")
-        ] = False,
-        round_to: Annotated[
-            Optional[int],  # noqa: UP045
-            typer.Option("--round-to", help="keep every pruned width a multiple of N"),
-        ] = None,
+        out: OutOpt,
+        ratio: RatioOpt = None,
+        target_rate: TargetRateOpt = None,
+        target_macs: TargetMacsOpt = None,
+        importance: ImportanceOpt = "l1",
+        global_pruning: GlobalOpt = False,
+        round_to: RoundToOpt = None,
+        ignore_layer: IgnoreLayerOpt = None,
         size: SizeOpt = "256",
         arch: ArchOpt = None,
     ) -> None:
@@ -57,18 +72,12 @@ def register(app: typer.Typer) -> None:
             raise PocketganError(f"--out {out}: exists and is not a directory")
         budget = parse_macs(target_macs) if target_macs is not None else None
         loaded, shape = load_with_shape(model, arch, size)
-        # A fixed ratio is one quick step (a spinner); a target search shows its own progress bar.
-        with err_console.status("pruning channels") if ratio is not None else nullcontext():
+        with RichProgress() as bar:
             result = prune_model(
-                loaded.model,
-                ratio=ratio,
-                target_rate=target_rate,
-                target_macs=budget,
-                importance=importance,
-                global_pruning=global_pruning,
-                round_to=round_to,
-                input_size=shape[2:],
-            )
+                loaded.model, ratio=ratio, target_rate=target_rate, target_macs=budget, importance=importance,
+                global_pruning=global_pruning, round_to=round_to, input_size=shape[2:],
+                ignored_layers=ignore_layer or (), progress=bar,
+            )  # fmt: skip
         provenance = {"source": model, "parent": loaded.manifest.provenance, **result.provenance()}
         save_model(result.model, out, provenance=provenance, profile=result.after.to_profile())
         print_prune_summary(loaded.name, result)
@@ -95,4 +104,10 @@ def print_prune_summary(name: str, result: PruneResult) -> None:
     scope = "global ranking" if result.global_pruning else "per layer"
     rounding = f", widths multiples of {result.round_to}" if result.round_to else ""
     console.print(f"{ratio}, {result.importance} importance, {scope}{rounding}")
+    kept = [f"{n} (--ignore-layer)" for n in result.ignored_layers]
+    kept += [f"{n} ({why})" for n, why in result.kept_layers.items()]
+    if kept:
+        console.print(f"kept at full width: {', '.join(kept)}")
+    if result.layer_pruners:
+        console.print(f"custom pruners: {', '.join(result.layer_pruners)}")
     console.print(f"MACs by {result.before.counter}: {result.before.convention}", style="dim")

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+STAGES_HELP = "data, teacher, features, students, prune, profile, export, bench, eval or report"
+
 
 def register(app: typer.Typer) -> None:
     """Add the `run` verb to `app`."""
@@ -14,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def run(
         args: Annotated[
-            Optional[list[str]],
+            Optional[list[str]],  # noqa: UP045  (typer reads the annotation at runtime)
             typer.Argument(
                 metavar="[RECIPE.yaml] [KEY=VALUE]...",
                 help="A recipe file (default: the built-in edges2photos recipe) and overrides such as "
@@ -23,28 +25,41 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path("runs/default"),
+        only: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--only", metavar="STAGE", help=f"Run only this stage ({STAGES_HELP}); earlier ones are "
+                         "reused from the cache and the run directory.", show_default=False),  # fmt: skip
+        ] = None,
+        start: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--from", metavar="STAGE", help="Run this stage and the ones after it; earlier ones are "
+                         "reused.", show_default=False),  # fmt: skip
+        ] = None,
         print_recipe: Annotated[
-            bool, typer.Option("--print-recipe", help="Print the built-in recipe (a starting point) and exit.")
+            bool,
+            typer.Option("--print-recipe", help="Print the resolved recipe (every key, with RECIPE and the "
+                         "overrides applied) and exit."),  # fmt: skip
         ] = False,
     ) -> None:
-        """Run data → teacher → distill → (prune) → profile → export → bench → eval → report.
+        """Run data → teacher → features → students → (prune) → profile → export → bench → eval → report.
 
         Finished stages are cached by content, so a second run only redoes what changed,
-        and an interrupted run resumes where it stopped.
+        and an interrupted run resumes where it stopped. The resolved recipe is written to
+        OUT/recipe.yaml before the first stage.
         """
+        from pocketgan.config import dump_config, load_config
         from pocketgan.core.errors import PocketganError
-        from pocketgan.recipe import default_recipe_text, load_recipe
 
-        if print_recipe:
-            typer.echo(default_recipe_text(), nl=False)
-            return
         positional = [a for a in args or [] if "=" not in a]
         overrides = [a for a in args or [] if "=" in a]
         if len(positional) > 1:
             raise PocketganError(f"give at most one recipe file; got {', '.join(positional)}")
         recipe_path = positional[0] if positional else None
-        recipe = load_recipe(recipe_path, overrides)
+        config = load_config(recipe_path, overrides)
+        if print_recipe:
+            typer.echo(dump_config(config), nl=False)
+            return
 
         from pocketgan.pipeline import run_pipeline
 
-        run_pipeline(recipe, out, recipe_path=recipe_path, overrides=overrides)
+        run_pipeline(config, out, recipe_path=recipe_path, overrides=overrides, only=only, start=start)

@@ -22,9 +22,10 @@ from pocketgan.commands.distill import (
     ShowProgress,
     Size,
     Steps,
-    report,
     settings_from,
+    training_progress,
 )
+from pocketgan.console import print_trained
 
 
 def register(app: typer.Typer) -> None:
@@ -65,10 +66,12 @@ def register(app: typer.Typer) -> None:
         with --steps 0 the checkpoint is only imported into OUT as a model directory.
         Options: ndf (64), n_layers (3), lambda_l1 (100). Re-running resumes.
         """
-        from pocketgan.distill.trainer import train_teacher
         from pocketgan.core.errors import PocketganError
+        from pocketgan.distill.api import train_teacher
 
         if gan_mode not in ("lsgan", "vanilla"):
             raise PocketganError(f"--gan-mode {gan_mode}: expected lsgan or vanilla")
         settings = settings_from(locals())
-        report(train_teacher(data, out, arch=arch, init_arch=init_arch, settings=settings))
+        with training_progress(progress and settings.steps != 0) as bar:
+            trained = train_teacher(data, out, arch=arch, init_arch=init_arch, settings=settings, progress=bar)
+        print_trained(trained)

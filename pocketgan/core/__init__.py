@@ -7,5 +7,6 @@
 - :mod:`~pocketgan.core.keys`: cache fingerprints salted with the code's version;
 - :mod:`~pocketgan.core.progress`: progress callbacks for long-running work;
 - :mod:`~pocketgan.core.optional`: optional dependencies with an "install pocketgan[extra]" error;
+- :mod:`~pocketgan.core.hostinfo`: this CPU's instruction set (which int8 kernels it runs);
 - :mod:`~pocketgan.core.cli`: running a CLI so that user errors become one line.
 """

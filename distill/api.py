@@ -1,0 +1,276 @@
+"""The API behind ``pocketgan teacher`` and ``pocketgan distill``: settings in, a model directory out.
+
+:func:`train_teacher` and :func:`distill_student` open the data, build the networks (student,
+teacher, perceptual network), and hand a :class:`~pocketgan.distill.base.Distiller` to the
+training loop (:func:`pocketgan.distill.loop.train`). Both take ``progress``, a
+:data:`~pocketgan.core.progress.ProgressCallback` (the CLI passes ``RichProgress``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from pocketgan.core.errors import PocketganError
+from pocketgan.core.options import parse_key_values
+from pocketgan.core.progress import ProgressCallback
+from pocketgan.distill.base import DistillConfig, Distiller, get_distiller, list_distillers
+from pocketgan.distill.checkpoint import seed_everything
+from pocketgan.distill.distributed import DistributedContext
+from pocketgan.distill.loop import train
+from pocketgan.distill.progress import as_callback
+
+DEFAULT_STEPS = 1000
+DEFAULT_CHECKPOINT_EVERY = 250
+
+
+@dataclass
+class RunSettings:
+    """How long and how to train: shared by :func:`train_teacher` and :func:`distill_student`."""
+
+    steps: int | None = None  # None: ``epochs`` or DEFAULT_STEPS
+    epochs: float | None = None
+    batch_size: int = 4
+    lr: float = 2e-4
+    gan_mode: str = "lsgan"
+    seed: int = 0
+    size: int | None = None
+    direction: str = "AtoB"
+    augment: bool = True
+    resume: bool = True
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    device: str = "auto"
+    options: dict[str, Any] | None = None
+
+    def validate(self) -> RunSettings:
+        """Raise a one-line error for inconsistent settings (before any data is read)."""
+        if self.steps is not None and self.epochs is not None:
+            raise PocketganError("give either --steps or --epochs, not both")
+        checks = [
+            (self.steps is None or self.steps >= 0, "--steps must be >= 0"),
+            (self.epochs is None or self.epochs > 0, "--epochs must be > 0"),
+            (self.batch_size >= 1, "--batch must be >= 1"),
+            (self.lr > 0, "--lr must be > 0"),
+            (self.seed >= 0, "--seed must be >= 0"),
+            (self.size is None or self.size > 0, "--size must be > 0"),
+            (self.direction in ("AtoB", "BtoA"), f"--direction {self.direction}: expected AtoB or BtoA"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PocketganError(message)
+        return self
+
+    def total_steps(self, dataset_size: int) -> int:
+        """``steps``, or ``ceil(epochs · dataset_size / batch)``, or :data:`DEFAULT_STEPS`."""
+        self.validate()
+        if self.epochs is not None:
+            return max(1, int(np.ceil(self.epochs * dataset_size / self.batch_size)))
+        return DEFAULT_STEPS if self.steps is None else self.steps
+
+    def config(self, steps: int) -> DistillConfig:
+        """The :class:`DistillConfig` of a run of ``steps`` steps."""
+        return DistillConfig(
+            steps=steps, batch_size=self.batch_size, lr=self.lr, gan_mode=self.gan_mode, seed=self.seed,
+            options=dict(self.options or {}),
+        )  # fmt: skip
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``--option key=value`` items as a typed dict (see :func:`pocketgan.core.options.parse_key_values`)."""
+    return parse_key_values(items)
+
+
+def train_teacher(
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    arch: str = "resnet9:ngf=64",
+    init_arch: str | None = None,
+    settings: RunSettings | None = None,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> Path:
+    """Train a pix2pix teacher on ``data`` and save it as the model directory ``out``.
+
+    ``arch`` is an architecture reference (trained from scratch, pix2pix init), a
+    model directory, or a checkpoint file (``latest_net_G.pth``/``.safetensors``) whose
+    architecture is ``init_arch``; those initialise the teacher. With ``steps=0`` the
+    model is only imported into ``out`` (no data needed). ``overrides`` are
+    :class:`RunSettings` fields (``steps=1200, batch_size=4, size=64, ...``).
+    """
+    settings = _settings(settings, overrides)
+    if settings.steps == 0:
+        return _import_model(arch, init_arch, out)
+    return _run(get_distiller("pix2pix"), data, out, settings, student_ref=arch, student_arch=init_arch,
+                progress=as_callback(progress))  # fmt: skip
+
+
+def distill_student(
+    method: str,
+    teacher: str | Path | None,
+    student: str,
+    data: str | Path,
+    out: str | Path,
+    *,
+    perceptual: str | None = None,
+    settings: RunSettings | None = None,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> Path:
+    """Distill ``teacher`` (a model directory) into ``student`` with ``method`` and save it to ``out``.
+
+    ``student`` is an architecture reference (from scratch) or a model directory
+    (e.g. a pruned teacher). ``perceptual`` names the feature network for methods that
+    need one (``None``: the dataset's own network); other methods ignore it.
+    ``overrides`` are :class:`RunSettings` fields, as for :func:`train_teacher`.
+    """
+    distiller_cls = get_distiller(_registry_name(method))
+    return _run(distiller_cls, data, out, _settings(settings, overrides), student_ref=student,
+                teacher_ref=teacher, perceptual=perceptual, progress=as_callback(progress))  # fmt: skip
+
+
+def _settings(settings: RunSettings | None, overrides: dict[str, Any]) -> RunSettings:
+    unknown = sorted(set(overrides) - {f.name for f in fields(RunSettings)})
+    if unknown:
+        raise TypeError(f"unknown training setting(s): {', '.join(unknown)}")
+    return replace(settings or RunSettings(), **overrides).validate()
+
+
+def _registry_name(method: str) -> str:
+    return method if method in list_distillers() else method.replace("_", "-")
+
+
+def _check_inputs(distiller_cls: type[Distiller], data: str | Path | None, teacher_ref: str | Path | None) -> None:
+    if data is None or not Path(data).is_dir():
+        raise PocketganError(f"--data {data}: no such dataset directory")
+    if teacher_ref is not None:
+        check_teacher_dir(teacher_ref)
+    elif distiller_cls.needs_teacher:
+        raise PocketganError(f"{distiller_cls.name} needs a teacher (--teacher DIR)")
+
+
+def _run(
+    distiller_cls: type[Distiller],
+    data: str | Path | None,
+    out: str | Path,
+    settings: RunSettings,
+    *,
+    student_ref: str,
+    student_arch: str | None = None,
+    teacher_ref: str | Path | None = None,
+    perceptual: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """The one implementation behind both commands: open data, build networks, train, save."""
+    settings.validate()
+    _check_inputs(distiller_cls, data, teacher_ref)
+    from pocketgan.distill.data import open_dataset
+    from pocketgan.distill.distributed import distributed_session
+
+    with distributed_session(settings.device) as context:
+        seed_everything(settings.seed)
+        student, student_source = load_trainable_generator(student_ref, student_arch)
+        # the student's I/O spec says how pixels are resized and normalized (a wrapped generator may differ)
+        dataset = open_dataset(data, split="train", size=settings.size, direction=settings.direction,
+                               augment=settings.augment, seed=settings.seed, io=student.io)  # fmt: skip
+        steps = settings.total_steps(len(dataset))
+        teacher = load_teacher(teacher_ref) if teacher_ref is not None else None
+        run_info = _run_info(settings, data, student_source, teacher_ref, teacher, context)
+        feature_net, labels = _perceptual_network(distiller_cls, perceptual, data, context, progress)
+        run_info.update({"perceptual": feature_net.key} if feature_net is not None else {})
+        distiller = distiller_cls(student, teacher.model if teacher is not None else None, settings.config(steps),
+                                  perceptual=feature_net)  # fmt: skip
+        result = train(
+            distiller, dataset, out_dir=out, steps=steps, batch_size=settings.batch_size, seed=settings.seed,
+            checkpoint_every=settings.checkpoint_every, resume=settings.resume, progress=progress,
+            run_info=run_info, provenance=labels, context=context,
+        )  # fmt: skip
+    return result.model_dir
+
+
+def _run_info(
+    settings: RunSettings, data: str | Path, student_source: str, teacher_ref: str | Path | None, teacher: Any,
+    context: DistributedContext,
+) -> dict[str, Any]:  # fmt: skip
+    """What identifies a run besides the distiller's config (checked on resume, recorded in provenance)."""
+    from pocketgan.distill.data import dataset_fingerprint
+
+    return {
+        "student_source": student_source,
+        "teacher_source": str(teacher_ref) if teacher is not None else None,
+        "teacher_sha256": teacher.manifest.weights_sha256 if teacher is not None else None,
+        "data": str(data),
+        "data_fingerprint": context.main_first(lambda: dataset_fingerprint(data)),
+        "size": settings.size,
+        "direction": settings.direction,
+        "augment": settings.augment,
+    }
+
+
+def _perceptual_network(
+    distiller_cls: type[Distiller], perceptual: str | None, data: str | Path, context: DistributedContext,
+    progress: ProgressCallback | None,
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The feature network a method needs (rank 0 trains or reads it first), and its label for the provenance.
+
+    The run identity records the network's content key (``FeatureNetwork.key``), not its name.
+    """
+    if not distiller_cls.needs_perceptual:
+        if perceptual is not None and context.is_main:
+            warnings.warn(f"--perceptual is not used by {distiller_cls.name}", stacklevel=3)
+        return None, {}
+    from pocketgan.distill.features import load_feature_network
+
+    shown = progress if context.is_main else None
+    network = context.main_first(lambda: load_feature_network(perceptual, data=data, progress=shown))
+    return network, {"perceptual_network": network.name}
+
+
+def load_trainable_generator(ref: str, arch: str | None = None) -> tuple[nn.Module, str]:
+    """A generator to train: from a model dir or checkpoint (its weights), or an arch reference (pix2pix init)."""
+    from pocketgan.distill.pix2pix import init_pix2pix_weights
+    from pocketgan.models import load_model
+
+    loaded = load_model(ref, arch)
+    if not Path(str(ref)).exists():
+        init_pix2pix_weights(loaded.model)
+    return loaded.model, str(ref)
+
+
+def check_teacher_dir(ref: str | Path) -> None:
+    """A teacher must be a trained model directory (import a ``.pth`` first with ``pocketgan teacher --steps 0``)."""
+    if not Path(str(ref)).is_dir():
+        raise PocketganError(
+            f"--teacher {ref}: expected a model directory (train one with `pocketgan teacher`, or import a .pth "
+            "with `pocketgan teacher --arch FILE --init-arch ARCH --steps 0 --out DIR`)"
+        )
+
+
+def load_teacher(ref: str | Path) -> Any:
+    """The teacher model directory ``ref`` as a :class:`~pocketgan.models.LoadedModel`."""
+    from pocketgan.models import load_model
+
+    check_teacher_dir(ref)
+    return load_model(ref)
+
+
+def _import_model(ref: str, arch: str | None, out: str | Path) -> Path:
+    """``--steps 0``: copy a model directory or checkpoint into ``out`` as a model directory."""
+    from pocketgan.models import load_model, save_model
+
+    if not Path(ref).exists():
+        raise PocketganError(
+            f"--steps 0 imports an existing model: give --arch a model directory or a checkpoint file "
+            f"with --init-arch (got {ref!r})"
+        )
+    loaded = load_model(ref, arch)
+    provenance = {**loaded.manifest.provenance, "method": "import", "source": str(ref), "steps": 0}
+    provenance.pop("created_at", None)
+    provenance.pop("name", None)
+    save_model(loaded.model, out, provenance=provenance)
+    return Path(out)

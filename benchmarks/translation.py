@@ -6,13 +6,19 @@ edges2photos with one teacher (``resnet9:ngf=64``) and, at the same step budget:
 - ``omgd``, ``gan-compression`` and ``kd`` into ``mobile-resnet:ngf=16`` (≈40× fewer MACs);
 - ``omgd`` into ``mobile-resnet`` at ngf 8, 12, 24 and 32.
 
+The unpaired row (``--recipe cyclegan``) runs the same comparison on the built-in CycleGAN recipe:
+photos ↔ stylized photos with no pairs (``photos2stylized-unpaired``), a CycleGAN teacher, OMGD in
+its CycleGAN setting (one online teacher, λ_CD 5e2), GAN Compression's CycleGAN setting and KD;
+there FID/KID are the metric (PSNR/SSIM against a ground truth do not exist), PSNR to the teacher
+is still reported.
+
 Each student is reported against the teacher (MACs, params, ORT latency, PSNR/SSIM, FID/KID with
 the dataset's domain feature network). The target: the OMGD ngf-16 student's FID within 10% of
 the teacher's, and better than KD's. Stages are cached, so re-running with more steps only
 retrains what changed.
 
-    python benchmarks/translation.py [--data DIR] [--size 64] [--teacher-steps 1500] [--student-steps 600]
-                                     [--widths 8,12,16,24,32] [--out benchmarks/results/translation]
+    python benchmarks/translation.py [--recipe cyclegan] [--data DIR] [--size 64] [--teacher-steps 1500]
+                                     [--student-steps 600] [--widths 8,12,16,24,32] [--out DIR]
 
 Prints the table and writes ``<out>/translation.json`` (the full pipeline report sits beside it).
 """
@@ -80,6 +86,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=None, help="a built-in recipe to start from (cyclegan: the unpaired row)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--data", type=Path, default=None, help="an existing dataset folder (e.g. edges2shoes)")
     parser.add_argument("--count", type=int, default=600, help="training pairs to build")
@@ -91,11 +98,12 @@ def main() -> None:
     parser.add_argument("--deep-ngf", type=int, default=16, help="OMGD's deep teacher width")
     parser.add_argument("--deep-blocks", type=int, default=18, help="OMGD's deep teacher residual blocks")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/translation"))
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/translation[-RECIPE]")
     args = parser.parse_args()
+    args.out = args.out or Path("benchmarks/results/" + "-".join(["translation", *([args.recipe] if args.recipe else [])]))
 
     overrides = build_overrides(args)
-    run_pipeline(load_config(None, overrides), args.out, overrides=overrides)
+    run_pipeline(load_config(args.recipe, overrides), args.out, recipe_path=args.recipe, overrides=overrides)
     results = json.loads((args.out / "results.json").read_text())
     summary = summarise(results)
     write_json_atomic(args.out / "translation.json", {"arguments": vars(args) | {"out": str(args.out)},

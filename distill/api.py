@@ -85,28 +85,35 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     return parse_key_values(items)
 
 
+TEACHER_METHODS = ("pix2pix", "cyclegan")
+
+
 def train_teacher(
     data: str | Path | None,
     out: str | Path,
     *,
     arch: str = "resnet9:ngf=64",
     init_arch: str | None = None,
+    method: str = "pix2pix",
     settings: RunSettings | None = None,
     progress: ProgressCallback | None = None,
     **overrides: Any,
 ) -> Path:
-    """Train a pix2pix teacher on ``data`` and save it as the model directory ``out``.
+    """Train a teacher on ``data`` with ``method`` (pix2pix: paired; cyclegan: unpaired) and save it to ``out``.
 
     ``arch`` is an architecture reference (trained from scratch, pix2pix init), a
     model directory, or a checkpoint file (``latest_net_G.pth``/``.safetensors``) whose
     architecture is ``init_arch``; those initialise the teacher. With ``steps=0`` the
     model is only imported into ``out`` (no data needed). ``overrides`` are
-    :class:`RunSettings` fields (``steps=1200, batch_size=4, size=64, ...``).
+    :class:`RunSettings` fields (``steps=1200, batch_size=4, size=64, ...``). A CycleGAN
+    teacher's ``out`` is ``G_A`` (A → B); its ``G_B`` (B → A) goes to ``out/G_B``.
     """
+    if method not in TEACHER_METHODS:
+        raise PocketganError(f"teacher --method {method!r}: choose {' or '.join(TEACHER_METHODS)}")
     settings = _settings(settings, overrides)
     if settings.steps == 0:
         return _import_model(arch, init_arch, out)
-    return _run(get_distiller("pix2pix"), data, out, settings, student_ref=arch, student_arch=init_arch,
+    return _run(get_distiller(method), data, out, settings, student_ref=arch, student_arch=init_arch,
                 progress=as_callback(progress))  # fmt: skip
 
 
@@ -181,16 +188,59 @@ def _run(
         steps = settings.total_steps(len(dataset))
         teacher = load_teacher(teacher_ref) if teacher_ref is not None else None
         run_info = _run_info(settings, data, student_source, teacher_ref, teacher, context)
+        unpaired = getattr(dataset, "layout", "") == UNALIGNED_LAYOUT
+        companions = _companions(teacher_ref if teacher_ref is not None else student_ref, student_arch, unpaired)
+        run_info.update({f"{name}_sha256": loaded.manifest.weights_sha256 for name, loaded in companions.items()})
         feature_net, labels = _perceptual_network(distiller_cls, perceptual, data, context, progress)
         run_info.update({"perceptual": feature_net.key} if feature_net is not None else {})
-        distiller = distiller_cls(student, teacher.model if teacher is not None else None, settings.config(steps),
-                                  perceptual=feature_net)  # fmt: skip
+        distiller = distiller_cls(student, teacher.model if teacher is not None else None,
+                                  replace(settings.config(steps), unpaired=unpaired), perceptual=feature_net,
+                                  companions={name: loaded.model for name, loaded in companions.items()})  # fmt: skip
         result = train(
             distiller, dataset, out_dir=out, steps=steps, batch_size=settings.batch_size, seed=settings.seed,
             checkpoint_every=settings.checkpoint_every, resume=settings.resume, progress=progress,
             run_info=run_info, provenance=labels, context=context,
         )  # fmt: skip
+        if context.is_main:
+            _save_extra_outputs(distiller, Path(out), run_info)
     return result.model_dir
+
+
+UNALIGNED_LAYOUT = "unaligned"
+COMPANION_DIRS = {"G_B": "G_B"}
+"""Companion generators a model directory may hold, by name → sub-directory (a CycleGAN teacher's ``G_B``)."""
+
+
+def companion_path(ref: str | Path, name: str = "G_B") -> Path | None:
+    """Where ``ref``'s companion ``name`` is: ``DIR/G_B`` of a model directory, or ``…G_B.pth`` beside a
+    ``…G_A.pth`` checkpoint (junyanz's file names); ``None`` when there is none."""
+    path = Path(str(ref))
+    if path.is_dir():
+        candidate = path / COMPANION_DIRS[name]
+        return candidate if (candidate / "model.json").is_file() else None
+    if path.is_file() and "G_A" in path.name:
+        candidate = path.with_name(path.name.replace("G_A", name))
+        return candidate if candidate.is_file() else None
+    return None
+
+
+def _companions(ref: str | Path, arch: str | None, unpaired: bool) -> dict[str, Any]:
+    """On unpaired data, the companions (``G_B``) found beside ``ref``, loaded (see :func:`companion_path`)."""
+    from pocketgan.models import load_model
+
+    if not unpaired:
+        return {}
+    found = {name: companion_path(ref, name) for name in COMPANION_DIRS}
+    return {name: load_model(path, arch if path.is_file() else None) for name, path in found.items() if path}
+
+
+def _save_extra_outputs(distiller: Distiller, out: Path, run_info: dict[str, Any]) -> None:
+    """Save the distiller's extra generators (a CycleGAN's ``G_B``) as model directories ``out/<name>``."""
+    from pocketgan.models import save_model
+
+    for name, module in distiller.extra_outputs().items():
+        save_model(module, out / name, provenance={**run_info, "method": distiller.name, "role": name,
+                                                   "companion_of": str(out)})  # fmt: skip
 
 
 def _run_info(
@@ -268,9 +318,11 @@ def _import_model(ref: str, arch: str | None, out: str | Path) -> Path:
             f"--steps 0 imports an existing model: give --arch a model directory or a checkpoint file "
             f"with --init-arch (got {ref!r})"
         )
-    loaded = load_model(ref, arch)
-    provenance = {**loaded.manifest.provenance, "method": "import", "source": str(ref), "steps": 0}
-    provenance.pop("created_at", None)
-    provenance.pop("name", None)
-    save_model(loaded.model, out, provenance=provenance)
+    for source, target in [(ref, Path(out))] + [(path, Path(out) / name) for name in COMPANION_DIRS
+                                                 if (path := companion_path(ref, name))]:  # fmt: skip
+        loaded = load_model(source, arch if Path(source).is_file() else None)
+        provenance = {**loaded.manifest.provenance, "method": "import", "source": str(source), "steps": 0}
+        provenance.pop("created_at", None)
+        provenance.pop("name", None)
+        save_model(loaded.model, target, provenance=provenance)
     return Path(out)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.registry import Registry
 
-BUILTIN_METHOD_MODULES = ("pix2pix", "kd", "gan_compression", "omgd")
+BUILTIN_METHOD_MODULES = ("pix2pix", "cyclegan", "kd", "gan_compression", "omgd")
 
 #: Training methods (teachers and distillers); plugins: entry-point group ``pocketgan.distillers``.
 DISTILLERS: Registry[type[Distiller]] = Registry(
@@ -39,6 +39,7 @@ class DistillConfig:
     gan_mode: str = "lsgan"  # lsgan | vanilla | hinge
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    unpaired: bool = False  # the data is CycleGAN's unaligned layout (B is not A's target); set by the API
 
 
 class NonFiniteLossError(PocketganError):
@@ -49,11 +50,14 @@ class Distiller(nn.Module):
     """Base class. Subclasses build networks and optimizers in ``__init__``.
 
     ``batch`` is ``{"A": input in [-1, 1], "B": target in [-1, 1]}`` (B may be absent
-    for unpaired or teacher-only data). The student is ``self.student``.
+    for teacher-only data; on unpaired data, ``config.unpaired``, B is an unrelated image of
+    the target domain). The student is ``self.student``. ``companions`` are more pretrained
+    networks a method may start from (``{"G_B": ...}``: a CycleGAN teacher's B→A generator).
     """
 
     name: str = ""
     needs_teacher: bool = True
+    supports_unpaired: bool = True  # False: the method needs pairs and refuses unaligned data
 
     needs_perceptual: bool = False  # True: the CLI resolves --perceptual and passes ``perceptual=``
 
@@ -64,14 +68,19 @@ class Distiller(nn.Module):
         config: DistillConfig,
         *,
         perceptual: nn.Module | None = None,
+        companions: dict[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if self.needs_teacher and teacher is None:
             raise PocketganError(f"{self.name} needs a teacher (--teacher DIR)")
+        if config.unpaired and not self.supports_unpaired:
+            raise PocketganError(f"{self.name} needs paired data; the dataset is unaligned (trainA/, trainB/): "
+                                 "train a teacher on it with --method cyclegan")  # fmt: skip
         self.student = student
         self.teacher = teacher
         self.config = config
         self.perceptual = perceptual
+        self.companions = dict(companions or {})  # not registered: setup() adopts what it uses
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.grad_sync: Callable[[nn.Module], None] | None = None  # set by the trainer under DDP
         self.setup()
@@ -105,6 +114,10 @@ class Distiller(nn.Module):
     def trainable_state(self) -> dict[str, Any]:
         """Everything a checkpoint must hold besides optimizer states (default: all module weights)."""
         return self.state_dict()
+
+    def extra_outputs(self) -> dict[str, nn.Module]:
+        """More generators to save beside the student, as model directories ``OUT/<name>`` (default none)."""
+        return {}
 
 
 def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:

@@ -112,15 +112,17 @@ class _Side:
         self.scores: dict[str, list[Tensor]] = {}
         self.embeddings: list[Tensor] = []
 
-    def add(self, pair: Pair, metrics: list[Metric], feature: FeatureNetwork) -> None:
-        for metric in metrics:
+    def add(self, pair: Pair, metrics: list[Metric], feature: FeatureNetwork, paired: bool = True) -> None:
+        """Score ``pair`` (per-image metrics only when ``paired``: the reference is the output's own target)."""
+        for metric in metrics if paired else []:
             if isinstance(metric, PairedMetric):
                 self.scores.setdefault(metric.key, []).append(metric.compute(pair).cpu())
         self.embeddings.append(feature.pool(pair.reference_features).double().cpu())
 
     def result(self, metric: Metric, fakes: Tensor, options: dict[str, Any]) -> float | None:
         if isinstance(metric, PairedMetric):
-            return float(torch.cat(self.scores[metric.key]).double().mean())
+            scores = self.scores.get(metric.key)
+            return float(torch.cat(scores).double().mean()) if scores else None
         if isinstance(metric, DistributionMetric):
             enough = fakes.shape[0] >= metric.min_images
             return metric.compute(torch.cat(self.embeddings), fakes, options) if enough else None
@@ -148,6 +150,7 @@ class _Evaluation:
     feature: FeatureNetwork
     metrics: list[Metric]
     sides: dict[str, _Side]
+    paired: bool = True  # False on unaligned data: B is not A's target, so no per-image scores against it
     fakes: list[Tensor] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
 
@@ -161,7 +164,8 @@ class _Evaluation:
         _check_batch("model", fake, target)
         fake_maps = self.feature(fake)
         self.fakes.append(self.feature.pool(fake_maps).double().cpu())
-        self.sides[GROUND_TRUTH].add(Pair(fake, target, fake_maps, self.feature(target)), self.metrics, self.feature)
+        self.sides[GROUND_TRUTH].add(Pair(fake, target, fake_maps, self.feature(target)), self.metrics, self.feature,
+                                     self.paired)  # fmt: skip
         if self.teacher is not None:
             guide = _generate(self.teacher, inputs)
             _check_batch("teacher", guide, target)
@@ -198,7 +202,9 @@ def evaluate(
 
     ``dataset`` yields ``{"A": input, "B": ground truth}`` (3×H×W in ``[-1, 1]``), as
     ``pocketgan.distill.data.open_dataset``. ``teacher`` adds the "vs teacher" column.
-    ``progress`` receives one event per batch.
+    On an unaligned (CycleGAN) dataset B is an unrelated target-domain image: the per-image
+    metrics against it (PSNR, SSIM, LPIPS-style) are not computed (``None``, with a note);
+    FID/KID compare the outputs with the B images. ``progress`` receives one event per batch.
     """
     count = len(dataset)  # type: ignore[arg-type]
     if count == 0:
@@ -207,8 +213,9 @@ def evaluate(
         raise PocketganError(f"--batch must be at least 1; got {batch_size}")
     device = torch.device(device)
     sides = {GROUND_TRUTH: _Side(), **({TEACHER: _Side()} if teacher is not None else {})}
+    paired = getattr(dataset, "layout", "") != "unaligned"
     run = _Evaluation(model.to(device).eval(), teacher.to(device).eval() if teacher is not None else None,
-                      feature.to(device).freeze(), selected_metrics(metrics), sides)  # fmt: skip
+                      feature.to(device).freeze(), selected_metrics(metrics), sides, paired)  # fmt: skip
     started = time.perf_counter()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     task = ProgressTask(as_callback(progress), f"evaluating {model_name or 'model'}", total=count)
@@ -220,9 +227,17 @@ def evaluate(
     return EvalReport(
         model=model_name or type(model).__name__, feature_network=run.feature.name, n=count, image_size=run.size,
         metrics=results, seconds=round(time.perf_counter() - started, 3),
-        teacher=teacher_name if teacher is not None else None, notes=_notes(run.metrics, count),
+        teacher=teacher_name if teacher is not None else None, notes=_notes(run.metrics, count) + _unpaired_note(run),
         feature_key=run.feature.key,
     )  # fmt: skip
+
+
+def _unpaired_note(run: _Evaluation) -> list[str]:
+    """What an evaluation on unpaired data leaves out."""
+    skipped = [m.name for m in run.metrics if isinstance(m, PairedMetric)]
+    if run.paired or not skipped:
+        return []
+    return [f"unpaired data: {'/'.join(skipped)} against the ground truth not computed (B is not the input's target)"]
 
 
 def _notes(metrics: list[Metric], count: int) -> list[str]:

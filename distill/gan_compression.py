@@ -11,6 +11,11 @@ The student trains against a conditional PatchGAN with (mit-han-lab/gan-compress
   For ResNets the taps are GAN Compression's ``model.9/12/15/18``; students of another
   width, depth or family are paired by stride (:func:`pocketgan.distill.losses.pair_feature_taps`).
 
+On **unpaired** data (``config.unpaired``: CycleGAN's ``trainA/``/``trainB/``) it uses the paper's
+CycleGAN settings: an unconditional PatchGAN (instance norm) that tells real B images from the
+student's fakes, LSGAN, reconstruction to the teacher's output (``recon_target=teacher``) with
+``lambda_recon`` 10 and ``lambda_distill`` 0.01 (the user's options override these defaults).
+
 Adam (``DistillConfig.lr`` 2e-4, β1 0.5) for the student with its adapters and for the
 discriminator. Options (``DistillConfig.options``): ``gan_mode``, ``lambda_gan``,
 ``lambda_recon``, ``lambda_distill``, ``recon_target``, ``ndf`` (64), ``n_layers_d`` (3).
@@ -36,6 +41,7 @@ from pocketgan.distill.common import (
     require_non_negative,
     require_target,
 )
+from pocketgan.distill.cyclegan import critic_loss, fooling_loss, unconditional_discriminator, unpaired_config
 from pocketgan.distill.losses import FeatureDistillation, adversarial_loss, discriminator_loss, pair_feature_taps
 from pocketgan.core.errors import PocketganError
 from pocketgan.models import capture_features
@@ -62,6 +68,10 @@ class GANCompressionOptions(MethodOptions):
             raise PocketganError(f"{method}: ndf and n_layers_d must be >= 1")
 
 
+UNPAIRED_DEFAULTS = {"gan_mode": "lsgan", "lambda_recon": 10.0, "lambda_distill": 0.01, "recon_target": "teacher"}
+"""GAN Compression's CycleGAN setting (mit-han-lab/gan-compression, ``scripts/cycle_gan``)."""
+
+
 @register_distiller("gan-compression")
 class GANCompressionDistiller(Distiller):
     """Student vs a PatchGAN + L1 reconstruction + feature distillation from a frozen teacher.
@@ -71,9 +81,14 @@ class GANCompressionDistiller(Distiller):
     """
 
     def setup(self) -> None:
-        self.options = GANCompressionOptions.from_config(self.config, self.name)
+        unpaired = self.config.unpaired
+        config = unpaired_config(self.config, UNPAIRED_DEFAULTS) if unpaired else self.config
+        self.options = opts = GANCompressionOptions.from_config(config, self.name)
+        if unpaired and opts.recon_target == "real":
+            raise PocketganError("gan-compression on unpaired data: B is not A's target; use recon_target=teacher")
         set_requires_grad(self.teacher, False)
-        self.discriminator = conditional_discriminator(self.teacher, self.options.ndf, self.options.n_layers_d)
+        self.discriminator = (unconditional_discriminator(self.teacher.io.output_channels, opts.ndf, opts.n_layers_d)
+                              if unpaired else conditional_discriminator(self.teacher, opts.ndf, opts.n_layers_d))
         self.distill = FeatureDistillation(
             pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(self.student, "student"))
         )
@@ -97,16 +112,28 @@ class GANCompressionDistiller(Distiller):
         with capture_features(self.student, self.distill.student_taps) as student_features:
             fake_b = self.student(real_a)
 
-        loss_d = discriminator_loss(self.discriminator, self.gan_loss, real_a, real_b, fake_b)
+        loss_d = self.critic_loss(real_a, real_b, fake_b)
         self.step_optimizer("D", loss_d, [self.discriminator])
 
         target = real_b if opts.recon_target == "real" else teacher_b
         with frozen(self.discriminator):
             losses = {
-                "G_gan": opts.lambda_gan * adversarial_loss(self.discriminator, self.gan_loss, real_a, fake_b),
+                "G_gan": opts.lambda_gan * self.fooling_loss(real_a, fake_b),
                 "G_recon": opts.lambda_recon * F.l1_loss(fake_b, target),
                 "G_distill": opts.lambda_distill * self.distill(student_features, teacher_features),
             }
             loss_g = sum(losses.values())
             self.step_optimizer("G", loss_g, [self.student, self.distill])
         return as_floats({"G": loss_g, **losses, "D": loss_d})
+
+    def critic_loss(self, real_a: Tensor, real_b: Tensor, fake_b: Tensor) -> Tensor:
+        """The discriminator's objective: on ``(A, B)`` pairs, or on single images when unpaired."""
+        if self.config.unpaired:
+            return critic_loss(self.discriminator, self.gan_loss, real_b, fake_b)
+        return discriminator_loss(self.discriminator, self.gan_loss, real_a, real_b, fake_b)
+
+    def fooling_loss(self, real_a: Tensor, fake_b: Tensor) -> Tensor:
+        """The student's GAN term against the (conditional or unconditional) discriminator."""
+        if self.config.unpaired:
+            return fooling_loss(self.discriminator, self.gan_loss, fake_b)
+        return adversarial_loss(self.discriminator, self.gan_loss, real_a, fake_b)

@@ -23,13 +23,21 @@ Teachers:
   It is a ResNet whatever the wide teacher's family (OMGD pairs U-Nets with a deeper
   U-Net; our registry has no such variant).
 
+**Unpaired data** (CycleGAN's ``trainA/``/``trainB/``; ``config.unpaired``): OMGD's CycleGAN setting.
+One teacher (``use_deep`` false), trained online as CycleGAN's ``G_A`` with ``G_B`` (from the
+teacher directory's ``G_B``, else from scratch), two unconditional PatchGANs, history pools, LSGAN,
+cycle loss ``lambda_cycle`` (10) and identity ``lambda_identity`` (0.5)
+(:class:`~pocketgan.distill.cyclegan.CycleGANCore`); ``lambda_cd`` defaults to 5e2 (horse2zebra).
+The student step is unchanged: it sees A and the teacher's output and features, never a B image.
+
 The teachers' conditional PatchGANs share their first ``d_shared_blocks`` conv blocks
 (OMGD's ``--n_share 3``). Options (``DistillConfig.options``): ``agd_weights``
 ("1e1,1e4,1e1,1e-5": ssim, style, feature, tv), ``lambda_cd`` (1e2), ``lambda_gan`` (1),
 ``lambda_recon`` (100), ``gan_mode`` (hinge), ``ndf`` (64), ``n_layers_d`` (3),
 ``d_shared_blocks`` (3), ``use_deep`` (true), ``deep_ngf`` (16), ``deep_blocks`` (18),
 ``feature_layers`` ("auto": the second perceptual level, VGG relu2_2 in OMGD, or the only one;
-else comma-separated indices).
+else comma-separated indices); unpaired only: ``lambda_cycle`` (10), ``lambda_identity`` (0.5),
+``pool_size`` (50).
 """
 
 from __future__ import annotations
@@ -61,9 +69,12 @@ from pocketgan.distill.losses import (
     pair_feature_taps,
 )
 from pocketgan.core.errors import PocketganError
+from pocketgan.distill.cyclegan import REVERSE, CycleGANCore, CycleSettings, unpaired_config
 from pocketgan.models import capture_features, create_generator
 
 METHOD = "omgd"
+UNPAIRED_DEFAULTS = {"lambda_cd": 5e2, "gan_mode": "lsgan", "use_deep": False}
+"""OMGD's CycleGAN setting (horse2zebra): one teacher, LSGAN, λ_CD 5e2 (the user's options override them)."""
 
 
 @dataclass
@@ -82,6 +93,9 @@ class OMGDOptions(MethodOptions):
     deep_ngf: int = 16
     deep_blocks: int = 18
     feature_layers: tuple = ("auto",)
+    lambda_cycle: float = 10.0  # unpaired mode: the online CycleGAN teacher's losses
+    lambda_identity: float = 0.5
+    pool_size: int = 50
 
     def __post_init__(self) -> None:
         self.weights = AGDWeights.parse(self.agd_weights)
@@ -169,19 +183,27 @@ class OMGDDistiller(Distiller):
     def setup(self) -> None:
         if self.perceptual is None:
             raise PocketganError("omgd needs a perceptual feature network (--perceptual NAME|PATH)")
-        self.options = opts = OMGDOptions.from_config(self.config, METHOD)
+        unpaired = self.config.unpaired
+        config = unpaired_config(self.config, UNPAIRED_DEFAULTS) if unpaired else self.config
+        self.options = opts = OMGDOptions.from_config(config, METHOD)
+        if unpaired and opts.use_deep:
+            raise PocketganError("omgd on unpaired data trains one (CycleGAN) teacher: use_deep must be false")
         set_requires_grad(self.perceptual, False)
         set_requires_grad(self.teacher, True)  # the wide teacher keeps training online
         self.deep_teacher = build_deep_teacher(self.teacher, opts.deep_ngf, opts.deep_blocks) if opts.use_deep else None
-        self.discriminators = SharedTrunkPatchGANs(
+        self.cycle = (CycleGANCore(self.teacher, self.companions.get(REVERSE), CycleSettings.of(opts),
+                                   seed=self.config.seed, method=METHOD) if unpaired else None)  # fmt: skip
+        self.discriminators = None if unpaired else SharedTrunkPatchGANs(
             len(self.teachers), self.teacher, ndf=opts.ndf, n_layers=opts.n_layers_d, shared_blocks=opts.d_shared_blocks
-        )
+        )  # fmt: skip
         self.channel_distill = ChannelDistillation(
             pair_feature_taps(generator_taps(self.teacher, "teacher"), generator_taps(self.student, "student"))
         )
         self.gan_loss = GANLoss(opts.gan_mode)
-        self.make_adam("D", self.discriminators.parameters())
-        self.make_adam("teachers", itertools.chain.from_iterable(t.parameters() for t in self.teachers))
+        critics = self.cycle.discriminators if unpaired else self.discriminators
+        generators = self.teachers + ([self.cycle.G_B] if unpaired else [])
+        self.make_adam("D", critics.parameters())
+        self.make_adam("teachers", itertools.chain.from_iterable(t.parameters() for t in generators))
         self.make_adam("student", itertools.chain(self.student.parameters(), self.channel_distill.parameters()))
         self.train()
 
@@ -198,11 +220,20 @@ class OMGDDistiller(Distiller):
         return self
 
     def training_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
-        """Discriminators, then teachers (both see B), then the student (sees only A and the teachers)."""
+        """Discriminators, then teachers (both see B), then the student (sees only A and the teachers).
+
+        On unpaired data the one teacher trains as CycleGAN's ``G_A`` (with ``G_B``, ``D_A``, ``D_B``;
+        generators first, as junyanz); the student step is the same.
+        """
         real_a, real_b = batch["A"], require_target(batch, METHOD)
         with capture_features(self.teacher, self.channel_distill.teacher_taps) as wide_features:
             teacher_images = [teacher(real_a) for teacher in self.teachers]
-        logs = self._train_teachers(real_a, real_b, teacher_images)
+        if self.cycle is not None:
+            logs = self.cycle.step(self, self.teacher, real_a, real_b, teacher_images[0], generators="teachers",
+                                   discriminators="D")  # fmt: skip
+            logs = {f"T_{key}": value for key, value in logs.items()}
+        else:
+            logs = self._train_teachers(real_a, real_b, teacher_images)
 
         student = self.student_losses(real_a, TeacherSignals.detached(teacher_images, wide_features))
         self.step_optimizer("student", student["student"], [self.student, self.channel_distill])

@@ -35,6 +35,7 @@ class Pix2PixTrainer(Distiller):
     """Trains ``student`` as a pix2pix generator against a conditional PatchGAN (no teacher)."""
 
     needs_teacher = False
+    supports_unpaired = False  # pix2pix learns A → its own B; unaligned data: --method cyclegan
 
     def setup(self) -> None:
         opts = self.config.options

@@ -3,7 +3,8 @@
 Module names and parameter shapes match junyanz/pytorch-CycleGAN-and-pix2pix
 ``ResnetGenerator`` (``block="plain"``) and mit-han-lab/gan-compression
 ``MobileResnetGenerator`` (``block="separable"``), so their published state dicts load as is.
-Every conv width can be overridden (``widths``), which is how pruned models rebuild.
+Every conv width can be overridden (``widths``), which is how pruned models rebuild;
+``upsample=resize`` swaps the two transposed convs for resize-convs (no checkerboard).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import IOSpec
 from pocketgan.models.base import FeatureTap, Generator, WidthTable, norm_layer
 from pocketgan.models.registry import register_generator
+from pocketgan.models.upsample import check_upsample, upsampling_conv
 
 
 class SeparableConv2d(nn.Module):
@@ -69,6 +71,7 @@ class ResnetGenerator(Generator):
         output_nc: int = 3,
         norm: str = "instance",
         dropout: float = 0.0,
+        upsample: str = "deconv",
         widths: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
@@ -76,11 +79,14 @@ class ResnetGenerator(Generator):
             raise PocketganError(f"{arch}: ngf must be >= 1 and n_blocks >= 0")
         if block not in ("plain", "separable"):
             raise PocketganError(f"{arch}: block must be plain or separable")
+        check_upsample(arch, upsample)
         dropout = float(0.5 if dropout is True else dropout or 0.0)
         self.arch = arch
         self.config = dict(
             ngf=ngf, n_blocks=n_blocks, block=block, input_nc=input_nc, output_nc=output_nc, norm=norm, dropout=dropout
         )
+        if upsample != "deconv":  # the default stays out of the recorded config (older manifests)
+            self.config["upsample"] = upsample
         self.io = IOSpec(input_channels=input_nc, output_channels=output_nc, size_multiple=4)
         w = WidthTable(widths)
         bias = norm == "instance"
@@ -98,11 +104,9 @@ class ResnetGenerator(Generator):
             inner = w(f"model.{len(layers)}.{inner_conv}", trunk)
             layers.append(ResnetBlock(trunk, inner, block, norm, dropout, bias))
         up1 = w(f"model.{len(layers)}", ngf * 2)
-        layers += [nn.ConvTranspose2d(trunk, up1, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                   norm_layer(norm, up1), nn.ReLU()]  # fmt: skip
+        layers += [upsampling_conv(upsample, trunk, up1, kernel=3, bias=bias), norm_layer(norm, up1), nn.ReLU()]
         up2 = w(f"model.{len(layers)}", ngf)
-        layers += [nn.ConvTranspose2d(up1, up2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                   norm_layer(norm, up2), nn.ReLU()]  # fmt: skip
+        layers += [upsampling_conv(upsample, up1, up2, kernel=3, bias=bias), norm_layer(norm, up2), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(up2, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self._record_fixed_widths(w)

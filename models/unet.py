@@ -1,7 +1,9 @@
-"""The pix2pix U-Net generator (``unet256``: 8 downsamplings, ``unet128``: 7).
+"""The pix2pix U-Net generator (``unet256``: 8 downsamplings, ``unet128``: 7, ``unet64``: 6).
 
 Built recursively like junyanz/pytorch-CycleGAN-and-pix2pix ``UnetSkipConnectionBlock``
-so parameter names and shapes match their ``latest_net_G.pth``. Widths are overridable per conv.
+so parameter names and shapes match their ``latest_net_G.pth``. Widths are overridable per conv;
+``num_downs`` is a config option of every variant (``unet128:num_downs=6``), and
+``upsample=resize`` swaps the transposed convs for resize-convs (no checkerboard).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import IOSpec
 from pocketgan.models.base import FeatureTap, Generator, WidthTable, norm_layer
 from pocketgan.models.registry import register_generator
+from pocketgan.models.upsample import check_upsample, upsampling_conv
 
 
 class UnetBlock(nn.Module):
@@ -30,6 +33,7 @@ class UnetBlock(nn.Module):
         outermost: bool,
         norm: str,
         dropout: bool,
+        upsample: str = "deconv",
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -37,13 +41,13 @@ class UnetBlock(nn.Module):
         downconv = nn.Conv2d(x_nc, inner_nc, 4, stride=2, padding=1, bias=bias)
         up_in = inner_nc if submodule is None else submodule.out_channels
         if outermost:
-            upconv = nn.ConvTranspose2d(up_in, out_nc, 4, stride=2, padding=1)
+            upconv = upsampling_conv(upsample, up_in, out_nc, kernel=4, bias=True)
             layers = [downconv, submodule, nn.ReLU(), upconv, nn.Tanh()]
         elif submodule is None:  # innermost
-            upconv = nn.ConvTranspose2d(up_in, out_nc, 4, stride=2, padding=1, bias=bias)
+            upconv = upsampling_conv(upsample, up_in, out_nc, kernel=4, bias=bias)
             layers = [nn.LeakyReLU(0.2), downconv, nn.ReLU(), upconv, norm_layer(norm, out_nc)]
         else:
-            upconv = nn.ConvTranspose2d(up_in, out_nc, 4, stride=2, padding=1, bias=bias)
+            upconv = upsampling_conv(upsample, up_in, out_nc, kernel=4, bias=bias)
             layers = [nn.LeakyReLU(0.2), downconv, norm_layer(norm, inner_nc), submodule,
                       nn.ReLU(), upconv, norm_layer(norm, out_nc)]  # fmt: skip
             if dropout:
@@ -70,14 +74,18 @@ class UnetGenerator(Generator):
         output_nc: int = 3,
         norm: str = "batch",
         dropout: bool = False,
+        upsample: str = "deconv",
         widths: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if num_downs < 5 or ngf < 1:
             raise PocketganError(f"{arch}: num_downs must be >= 5 and ngf >= 1")
+        check_upsample(arch, upsample)
         self.arch = arch
         self.config = dict(num_downs=num_downs, ngf=ngf, input_nc=input_nc, output_nc=output_nc, norm=norm,
                            dropout=bool(dropout))  # fmt: skip
+        if upsample != "deconv":  # the default stays out of the recorded config (older manifests)
+            self.config["upsample"] = upsample
         self.io = IOSpec(input_channels=input_nc, output_channels=output_nc, size_multiple=2**num_downs)
         w = WidthTable(widths)
         # Level 0 is outermost. Default (outer, inner) widths per level as in junyanz's UnetGenerator.
@@ -99,6 +107,7 @@ class UnetGenerator(Generator):
             up_name = prefixes[level] + (".model.3" if level == 0 or innermost else ".model.5")
             out = output_nc if level == 0 else w(up_name, outer)
             block = UnetBlock(x_nc[level], inner, out, block, outermost=level == 0, norm=norm,
+                              upsample=upsample,
                               dropout=bool(dropout) and not innermost and level >= 4 and level < num_downs - 1)  # fmt: skip
             if 1 <= level <= 3:
                 self._tap_levels.append((prefixes[level], block.out_channels, 2**level))
@@ -138,3 +147,4 @@ def _factory(arch: str, num_downs: int):
 
 unet256 = _factory("unet256", 8)
 unet128 = _factory("unet128", 7)
+unet64 = _factory("unet64", 6)

@@ -52,7 +52,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def save_image_grid(path: Path, columns: dict[str, list[np.ndarray]]) -> Path:
+def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the results table: the teacher, the baselines (e.g. copy-the-input), then the students."""
+    models = list(results["models"])
+    return models[:1] + list(results.get("baselines") or []) + models[1:]
+
+
+GRID_CELL_INCHES = 2.4
+"""Side of one grid image (at 120 dpi: 288 px, so a 64-px crop is shown 4.5× and its style is easy to judge)."""
+
+
+def save_image_grid(path: Path, columns: dict[str, list[np.ndarray]], cell: float = GRID_CELL_INCHES) -> Path:
     """Save a grid: one column per entry of ``columns`` (title → uint8 HWC RGB images), one row per sample."""
     import matplotlib
 
@@ -61,7 +71,7 @@ def save_image_grid(path: Path, columns: dict[str, list[np.ndarray]]) -> Path:
 
     titles = list(columns)
     n_rows = min(len(v) for v in columns.values())
-    fig, axes = plt.subplots(n_rows, len(titles), figsize=(1.6 * len(titles), 1.6 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, len(titles), figsize=(cell * len(titles), cell * n_rows), squeeze=False)
     for c, title in enumerate(titles):
         for r in range(n_rows):
             ax = axes[r][c]
@@ -69,7 +79,7 @@ def save_image_grid(path: Path, columns: dict[str, list[np.ndarray]]) -> Path:
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(title, fontsize=7)
+                ax.set_title(title, fontsize=11)
     fig.tight_layout(pad=0.3)
     _save_figure(fig, path)
     return path
@@ -126,7 +136,6 @@ def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
 
 def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], notes: list[str]) -> Path:
     """``report.md`` with the table, the figures, notes and the commands that reproduce the run."""
-    rows = results["models"]
     feature = results.get("feature_network", "?")
     host = results.get("host", {})
     parts = [
@@ -140,8 +149,9 @@ def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], 
         f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers); "
         "PSNR/SSIM against the ground truth (GT) and the teacher.",
         "",
-        markdown_table(rows),
+        markdown_table(table_rows(results)),
         "",
+        *baseline_note(results),
         "![samples](grid.png)",
         "",
         "![pareto](pareto.png)",
@@ -154,6 +164,14 @@ def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], 
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts))
     return path
+
+
+def baseline_note(results: dict[str, Any]) -> list[str]:
+    """The explanation of the baseline rows under the table (none without baselines)."""
+    if not results.get("baselines"):
+        return []
+    return ["*copy the input*: the input image itself scored against the ground truth (meaningful only when input "
+            "and output are the same kind of image); a model below it has learned nothing.", ""]  # fmt: skip
 
 
 def load_results(out_dir: Path) -> dict[str, Any]:

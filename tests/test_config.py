@@ -84,7 +84,7 @@ def test_values_are_coerced_to_their_fields_types_once():
         (["size=8"], "size must be an integer >= 16; got 8"),
         (["teacher.lr=0"], "teacher.lr must be a number > 0; got 0.0"),
         (["data.direction=AtoC"], "data.direction must be one of AtoB, BtoA; got 'AtoC' (did you mean AtoB?)"),
-        (["teacher=3"], "teacher must be a mapping of arch, from, steps"),
+        (["teacher=3"], "teacher must be a mapping of method, arch, from, steps"),
         (["students={name: x}"], "students must be a list"),
         (["students.0.options=[1, 2]"], "students.0.options must be a mapping"),
         (["students=[{name: a, student: 'mobile-resnet:ngf=4'}]"], "students.0 needs method"),
@@ -305,3 +305,28 @@ def test_an_imported_teacher_is_reproduced_by_importing_it():
     _, teacher = parse_command(line)
     assert (teacher["--arch"], teacher["--init-arch"], teacher["--steps"]) == ("/models/latest_net_G.pth",
                                                                                "resnet9:ngf=64", 0)  # fmt: skip
+
+
+def test_a_built_in_recipe_is_selected_by_name(cli, tmp_path, monkeypatch):
+    config = load_config("cyclegan", ["teacher.steps=7"])
+    assert config.name == "photos2stylized-cyclegan" and config.data.builder == "photos2stylized-unpaired"
+    assert config.teacher.method == "cyclegan" and config.teacher.steps == 7
+    assert [s.method for s in config.students] == ["omgd", "gan-compression"]
+    assert load_config("default") == RunConfig() and RunConfig().teacher.method == "pix2pix"
+    assert load_config(None, ["teacher.method=cyclegan"]).teacher.method == "cyclegan"
+    with pytest.raises(PocketganError, match=r"cyclgan: no such recipe file or built-in recipe \(did you mean cyclegan"):
+        load_config("cyclgan")
+    with pytest.raises(PocketganError, match="teacher.method must be one of pix2pix, cyclegan"):
+        load_config("cyclegan", ["teacher.method=cycle"])
+    monkeypatch.chdir(tmp_path)
+    Path("cyclegan").write_text("name: from-a-file\n")  # a file of that name wins over the built-in recipe
+    assert load_config("cyclegan").name == "from-a-file"
+    printed = cli("run", "cyclegan", "--print-recipe")
+    assert printed.code == 0 and "name: from-a-file" in printed.out
+
+
+def test_the_cyclegan_recipe_reproduces_its_teacher_with_the_method():
+    config = load_config("cyclegan")
+    commands = reproduce_commands(config, Path("run"), models=["teacher", *(s.name for s in config.students)])
+    teacher = next(line for line in commands if line.startswith("pocketgan teacher"))
+    assert "--method cyclegan" in teacher

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, {tests!r})
 from test_trainer import PairDataset, make_kd, make_pix2pix
+from test_cyclegan import make_cyclegan
 
 from pocketgan.distill.distributed import distributed_session
 from pocketgan.distill.loop import train
@@ -35,7 +36,8 @@ out = Path(sys.argv[1])
 with distributed_session("cpu") as ctx:
     assert ctx.world_size == 2, ctx
     # Each rank builds different initial weights: the trainer must broadcast rank 0's.
-    for method, distiller in (("pix2pix", make_pix2pix(seed=ctx.rank)), ("kd", make_kd(seed=ctx.rank))):
+    for method, distiller in (("pix2pix", make_pix2pix(seed=ctx.rank)), ("kd", make_kd(seed=ctx.rank)),
+                              ("cyclegan", make_cyclegan(seed=ctx.rank))):
         train(distiller, PairDataset(n=8), out_dir=out / method, steps=4, batch_size=4, seed=0,
               checkpoint_every=2, log_every=2, image_every=2)
         state = {{k: v.detach().contiguous() for k, v in distiller.state_dict().items()}}
@@ -57,11 +59,11 @@ def ddp_run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("method", ["pix2pix", "kd"])
+@pytest.mark.parametrize("method", ["pix2pix", "kd", "cyclegan"])
 def test_ranks_end_with_identical_weights_and_one_model_dir(ddp_run, method):
     rank0, rank1 = (load_file(str(ddp_run / f"{method}-rank{r}.safetensors")) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
-    for key in rank0:  # parameters, and for pix2pix the discriminator's BatchNorm statistics too
+    for key in rank0:  # parameters; pix2pix's BatchNorm statistics; cyclegan's G_B, D_A, D_B and history pools
         assert torch.equal(rank0[key], rank1[key]), key
     manifest = ModelManifest.load(ddp_run / method)
     assert manifest.provenance["world_size"] == 2 and manifest.provenance["steps"] == 4

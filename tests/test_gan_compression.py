@@ -148,3 +148,30 @@ def test_bad_options_and_unpaired_batches_give_one_line_errors():
         make(teacher, student).training_step({"A": batch()["A"]}, 0)
     with pytest.raises(PocketganError, match="teacher"):
         get_distiller("gan-compression")(student, None, DistillConfig())
+
+
+def make_unpaired(**options) -> GANCompressionDistiller:
+    torch.manual_seed(0)
+    teacher, student = resnet_teacher(), create_generator("mobile-resnet", ngf=4, n_blocks=2)
+    config = DistillConfig(unpaired=True, options={"ndf": 4, **options})
+    return get_distiller("gan-compression")(student, teacher.eval(), config)
+
+
+def test_unpaired_data_uses_the_cyclegan_setting():
+    d = make_unpaired()
+    opts = d.options
+    assert (opts.gan_mode, opts.lambda_recon, opts.lambda_distill, opts.recon_target) == ("lsgan", 10.0, 0.01, "teacher")
+    assert d.discriminator.model[0].in_channels == 3  # judges single B-domain images, not (A, B) pairs
+    assert make_unpaired(lambda_recon=3).options.lambda_recon == 3.0
+    with pytest.raises(PocketganError, match="recon_target=teacher"):
+        make_unpaired(recon_target="real")
+
+
+def test_unpaired_reconstruction_is_to_the_teachers_output_not_b():
+    d = make_unpaired()
+    data = batch()
+    with torch.no_grad():
+        expected = 10.0 * F.l1_loss(d.student(data["A"]), d.teacher(data["A"])).item()
+    garbage = {"A": data["A"], "B": torch.randn(data["B"].shape, generator=torch.Generator().manual_seed(5)) * 7}
+    logs = d.training_step(garbage, 0)
+    assert logs["G_recon"] == pytest.approx(expected, rel=1e-5)

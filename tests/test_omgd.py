@@ -103,8 +103,8 @@ def test_the_student_loss_takes_only_the_input_and_the_teachers():
     assert list(inspect.signature(OMGDDistiller.student_losses).parameters) == ["self", "real_a", "teachers"]
 
 
-def _run_twice_with_different_targets(steps: int, freeze_teachers: bool):
-    base = make()
+def _run_twice_with_different_targets(steps: int, freeze_teachers: bool, factory=None):
+    base = (factory or make)()
     runs = []
     for target_seed in (None, 99):
         d = copy.deepcopy(base)
@@ -267,3 +267,48 @@ def test_the_run_records_the_perceptual_networks_key_not_its_name(tmp_path):
     (out / "model.json").unlink()  # pretend the run was interrupted at its end
     with pytest.raises(PocketganError, match=r"different run \(perceptual: "):
         distill(networks[1][0])
+
+
+# --------------------------------------------------------------------------- unpaired data (OMGD's CycleGAN setting)
+
+
+def make_unpaired(seed: int = 0, g_b=None, **options) -> OMGDDistiller:
+    """OMGD on unpaired data: one resnet teacher (ngf 8) trained online as a CycleGAN, a 2-image pool."""
+    torch.manual_seed(seed)
+    t = create_generator("resnet9", ngf=8, n_blocks=2)
+    s = create_generator("mobile-resnet", ngf=4, n_blocks=2)
+    config = DistillConfig(unpaired=True, options={"ndf": 4, "pool_size": 2, **options})
+    return get_distiller("omgd")(s, t.eval(), config, perceptual=TinyPerceptual(),
+                                 companions={"G_B": g_b} if g_b is not None else None)  # fmt: skip
+
+
+def test_unpaired_mode_is_one_cyclegan_teacher_with_the_horse2zebra_defaults():
+    given = create_generator("resnet9", ngf=8, n_blocks=2)
+    d = make_unpaired(g_b=given)
+    assert d.teachers == [d.teacher] and d.deep_teacher is None and d.discriminators is None
+    assert d.cycle.G_B is given and d.options.lambda_cd == 5e2 and d.cycle.settings.gan_mode == "lsgan"
+    assert d.cycle.D_A.model[0].in_channels == 3  # unconditional: single images, not (A, B) pairs
+    teacher_params = {id(p) for p in d.optimizers["teachers"].param_groups[0]["params"]}
+    assert {id(p) for p in given.parameters()} <= teacher_params
+    assert make_unpaired(lambda_cd=7).options.lambda_cd == 7.0  # the user's options win
+    with pytest.raises(PocketganError, match="one .CycleGAN. teacher"):
+        make_unpaired(use_deep=True)
+    logs = d.training_step(batch(), 0)
+    assert {"T_G_A", "T_cycle_A", "T_idt_B", "T_D_A", "S_ssim", "S_cd", "student"} <= set(logs)
+
+
+def test_unpaired_student_never_sees_b_one_online_step():
+    (real, real_logs), (garbage, garbage_logs) = _run_twice_with_different_targets(1, False, make_unpaired)
+    assert real_logs[0]["T_cycle_B"] != garbage_logs[0]["T_cycle_B"]  # B reached the CycleGAN teacher...
+    assert not same(params(real.teacher), params(garbage.teacher))
+    assert not same(params(real.cycle.G_B), params(garbage.cycle.G_B))
+    assert same(params(real.student), params(garbage.student))  # ...and not the student
+    assert same(params(real.channel_distill), params(garbage.channel_distill))
+
+
+def test_unpaired_student_update_is_bit_identical_with_garbage_b_while_the_teacher_is_frozen():
+    (real, real_logs), (garbage, garbage_logs) = _run_twice_with_different_targets(3, True, make_unpaired)
+    assert all(a["T_D_A"] != b["T_D_A"] for a, b in zip(real_logs, garbage_logs))
+    assert not same(params(real.student), params(make_unpaired().student))  # the student did train
+    assert same(params(real.student), params(garbage.student))
+    assert [a["student"] for a in real_logs] == [b["student"] for b in garbage_logs]

@@ -73,7 +73,13 @@ class DatasetBuilder:
 
 #: Embedded dataset builders; plugins: entry-point group ``pocketgan.datasets`` (a :class:`DatasetBuilder`).
 BUILDERS: Registry[DatasetBuilder] = Registry(
-    "dataset builder", group="pocketgan.datasets", builtin_modules=("pocketgan.distill.data.edges2photos",)
+    "dataset builder",
+    group="pocketgan.datasets",
+    builtin_modules=(
+        "pocketgan.distill.data.edges2photos",
+        "pocketgan.distill.data.photos2stylized",
+        "pocketgan.distill.data.unpaired_stylized",
+    ),
 )
 
 

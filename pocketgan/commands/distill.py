@@ -115,7 +115,9 @@ def register(app: typer.Typer) -> None:
         """Distill TEACHER into a small STUDENT with --method (omgd | gan-compression | kd).
 
         The student starts from scratch (an architecture such as mobile-resnet:ngf=16)
-        or from a model directory (a pruned teacher). Re-running the same command
+        or from a model directory (a pruned teacher). On unpaired data (trainA/, trainB/)
+        omgd trains its one teacher online as a CycleGAN (G_B from TEACHER/G_B) with λ_CD 5e2,
+        and gan-compression reconstructs the teacher's output (λ_recon 10, λ_distill 0.01, LSGAN). Re-running the same command
         resumes after a crash or Ctrl-C. Under `torchrun --nproc_per_node N -m pocketgan
         distill ...` it trains data-parallel with the same options.
         """

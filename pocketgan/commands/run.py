@@ -1,4 +1,4 @@
-"""`pocketgan run`: the whole pipeline from a YAML recipe (the built-in default without one)."""
+"""`pocketgan run`: the whole pipeline from a YAML recipe or a built-in recipe's name (default without one)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def register(app: typer.Typer) -> None:
         args: Annotated[
             Optional[list[str]],  # noqa: UP045  (typer reads the annotation at runtime)
             typer.Argument(
-                metavar="[RECIPE.yaml] [KEY=VALUE]...",
-                help="A recipe file (default: the built-in edges2photos recipe) and overrides such as "
-                "teacher.steps=200 or students.0.method=kd.",
+                metavar="[RECIPE.yaml|NAME] [KEY=VALUE]...",
+                help="A recipe file or the name of a built-in recipe (default: edges → photos; stylized: photo → "
+                "stylized photo, U-Net teacher; cyclegan: unpaired photos ↔ stylized, CycleGAN teacher, OMGD and "
+                "GAN Compression students) and "
+                "overrides such as teacher.steps=200 or students.0.method=kd.",
                 show_default=False,
             ),
         ] = None,
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         positional = [a for a in args or [] if "=" not in a]
         overrides = [a for a in args or [] if "=" in a]
         if len(positional) > 1:
-            raise PocketganError(f"give at most one recipe file; got {', '.join(positional)}")
+            raise PocketganError(f"give at most one recipe file (or built-in recipe name); got {', '.join(positional)}")
         recipe_path = positional[0] if positional else None
         config = load_config(recipe_path, overrides)
         if print_recipe:

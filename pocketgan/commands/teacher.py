@@ -1,4 +1,4 @@
-"""`pocketgan teacher`: train (or import) a pix2pix teacher generator."""
+"""`pocketgan teacher`: train (or import) a pix2pix or CycleGAN teacher generator."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         init_arch: Annotated[
             Optional[str], typer.Option("--init-arch", help="Architecture of a .pth/.safetensors given as --arch.")
         ] = None,
+        method: Annotated[
+            str, typer.Option("--method", help="pix2pix (paired data) or cyclegan (unpaired trainA/ + trainB/).")
+        ] = "pix2pix",
         steps: Steps = None,
         epochs: Epochs = None,
         batch_size: Batch = 4,
@@ -59,12 +62,15 @@ def register(app: typer.Typer) -> None:
         options: Options = None,
         progress: ShowProgress = True,
     ) -> None:
-        """Train a pix2pix teacher: PatchGAN + L1×100, Adam 2e-4 β1 0.5, linear LR decay.
+        """Train a teacher: pix2pix (PatchGAN + L1×100) or cyclegan; Adam 2e-4 β1 0.5, linear LR decay.
 
         --arch may name a model directory or an official checkpoint (latest_net_G.pth,
         with --init-arch resnet9:ngf=64): training then starts from those weights, and
         with --steps 0 the checkpoint is only imported into OUT as a model directory.
-        Options: ndf (64), n_layers (3), lambda_l1 (100). Re-running resumes.
+        pix2pix options: ndf (64), n_layers (3), lambda_l1 (100). cyclegan (unpaired data):
+        OUT is G_A (A→B), OUT/G_B is B→A (a latest_net_G_B.pth beside a latest_net_G_A.pth
+        is imported too); options lambda_cycle (10), lambda_identity (0.5), pool_size (50),
+        ndf (64), n_layers_d (3). Re-running resumes.
         """
         from pocketgan.core.errors import PocketganError
         from pocketgan.distill.api import train_teacher
@@ -73,5 +79,6 @@ def register(app: typer.Typer) -> None:
             raise PocketganError(f"--gan-mode {gan_mode}: expected lsgan or vanilla")
         settings = settings_from(locals())
         with training_progress(progress and settings.steps != 0) as bar:
-            trained = train_teacher(data, out, arch=arch, init_arch=init_arch, settings=settings, progress=bar)
+            trained = train_teacher(data, out, arch=arch, init_arch=init_arch, method=method, settings=settings,
+                                    progress=bar)  # fmt: skip
         print_trained(trained)

@@ -17,11 +17,48 @@ def stage_report(run: Run, build: bool = True) -> None:
 
     rows = [record.row() for record in run.models.values()]
     results = results_document(run, rows)
+    baseline = copy_baseline(run)
+    results["baselines"] = [baseline] if baseline else []
     report.write_results(run.out, results)
     save_grid(run)
     report.save_pareto_plot(run.out / "pareto.png", rows, "fid", f"FID ({results['feature_network']})")
     report.write_markdown(run.out, results, run_commands(run), report_notes(run, rows))
-    console.print(report.markdown_table(rows))
+    console.print(report.markdown_table(report.table_rows(results)))
+
+
+COPY_BASELINE = "copy the input"
+"""The baseline row's name: the input itself as the prediction (meaningful only when A and B share a domain)."""
+
+
+def copy_baseline(run: Run) -> dict[str, Any] | None:
+    """The copy-the-input row, when the dataset says its input and output are the same kind of image."""
+    from pocketgan.core.fsio import read_json
+    from pocketgan.distill.data.layouts import DATASET_JSON
+
+    meta_path = run.data_dir / DATASET_JSON
+    if not meta_path.is_file() or not read_json(meta_path).get("same_domain"):
+        return None
+    return copy_baseline_row(eval_dataset(run), run.config.eval.batch)
+
+
+def copy_baseline_row(dataset: Any, batch: int = 16) -> dict[str, Any]:
+    """PSNR/SSIM of each input itself against its ground truth, averaged over ``dataset`` (a paired split).
+
+    Only meaningful when input and output are the same kind of image (photo → stylized photo):
+    a model that does not beat it has learned nothing.
+    """
+    import torch
+
+    from pocketgan.distill.quality import psnr_per_image, ssim_per_image
+
+    psnr, ssim = [], []
+    for start in range(0, len(dataset), batch):
+        items = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
+        inputs, targets = torch.stack([i["A"] for i in items]), torch.stack([i["B"] for i in items])
+        psnr.append(psnr_per_image(inputs, targets))
+        ssim.append(ssim_per_image(inputs, targets))
+    return {"model": COPY_BASELINE, "method": "baseline (same domains only)", "eval_n": len(dataset),
+            "psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean())}  # fmt: skip
 
 
 def results_document(run: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,8 +94,8 @@ def run_commands(run: Run) -> list[str]:
                               perceptual_methods=perceptual)  # fmt: skip
 
 
-def save_grid(run: Run, samples: int = 6) -> None:
-    """input | ground truth | teacher | each student, on the first validation samples."""
+def save_grid(run: Run, samples: int = 4) -> None:
+    """input | ground truth | teacher | each student, on the first held-out (eval split) samples."""
     import numpy as np
     import torch
 

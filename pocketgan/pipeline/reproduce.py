@@ -19,7 +19,7 @@ from pocketgan.config import RunConfig
 FLAGS: dict[str, dict[str, str]] = {
     "data": {"size": "--size", "seed": "--seed", "data.count": "--count", "data.val_count": "--val-count",
              "data.options": "--option"},
-    "teacher": {"teacher.arch": "--arch", "size": "--size", "seed": "--seed", "data.direction": "--direction",
+    "teacher": {"teacher.method": "--method", "teacher.arch": "--arch", "size": "--size", "seed": "--seed", "data.direction": "--direction",
                 "teacher.steps": "--steps", "teacher.batch": "--batch", "teacher.lr": "--lr",
                 "teacher.options": "--option"},
     "distill": {"students.*.method": "--method", "students.*.student": "--student", "size": "--size",

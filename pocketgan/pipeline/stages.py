@@ -50,18 +50,19 @@ def stage_data(run: Run, build: bool = True) -> None:
 
 
 def stage_teacher(run: Run, build: bool = True) -> None:
-    """Train the pix2pix teacher (or import ``teacher.from``) into the cache."""
+    """Train the teacher (``teacher.method``: pix2pix or cyclegan; or import ``teacher.from``) into the cache."""
     from pocketgan.distill.base import get_distiller
     from pocketgan.distill.trainer import train_teacher
 
     section = run.config.teacher
     settings = training_settings(run.config, section)
-    code = training_code(get_distiller("pix2pix").__module__)
+    code = training_code(get_distiller(section.method).__module__)
     if section.source:
         imported = source_key(section.source) or section.source
         key = cache_key("teacher", {"arch": section.arch, "from": section.source}, imported, code=code)
     else:
-        key = cache_key("teacher", {"arch": section.arch, **settings}, run.data_key, code=code)
+        key = cache_key("teacher", {"arch": section.arch, "method": section.method, **settings}, run.data_key,
+                        code=code)  # fmt: skip
     target = run.cached_dir("teacher", key)
     if is_model_dir(target):
         run.note_cached("teacher", target)
@@ -70,8 +71,9 @@ def stage_teacher(run: Run, build: bool = True) -> None:
     elif section.source:
         train_teacher(None, target, arch=section.source, init_arch=section.arch, steps=0, progress=run.progress)
     else:
-        print_trained(train_teacher(run.data_dir, target, arch=section.arch, progress=run.progress, **settings))
-    method = "imported" if section.source else "pix2pix"
+        print_trained(train_teacher(run.data_dir, target, arch=section.arch, method=section.method,
+                                    progress=run.progress, **settings))  # fmt: skip
+    method = "imported" if section.source else section.method
     run.models["teacher"] = ModelRecord(name="teacher", dir=target, method=method, key=key, arch=section.arch)
 
 

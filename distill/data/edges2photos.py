@@ -30,12 +30,10 @@ from pocketgan.distill.data.photos import (
     SPLIT_RULE,
     Crop,
     Photo,
-    check_common,
+    build_photo_pairs,
     crop_pixels,
     crop_rng,
-    photo_sources,
     sample_crop,
-    write_crop_pairs,
 )
 from pocketgan.imaging import resize
 from pocketgan.core.progress import ProgressCallback
@@ -107,18 +105,9 @@ def build_edges2photos(out: str | os.PathLike[str], *, size: int = 128, count: i
     The crops' provenance goes to ``crops.json``; ``dataset.json`` records the sources,
     the split rule, the seed and the content hash.
     """
-    check_common(NAME, size, count, val_count)
-    sources = photo_sources(photos)
-    meta = {
-        "name": NAME,
-        "builder": {"name": NAME, "version": BUILDER_VERSION},
-        "size": size,
-        "seed": seed,
-        "direction": "AtoB",
-        "A": "edge map: Canny on a smoothed photo crop, dark lines on white",
-        "B": "photo crop (random position, 15-40% of the photo's short side, random horizontal flip)",
-        "sources": [photo.describe() for photo in sources],
-    }
-    return write_crop_pairs(out, {"train": count, "val": val_count},
-                            lambda split, index: render_pair(sources, split, index, size, seed), meta,
-                            progress=progress)  # fmt: skip
+    return build_photo_pairs(
+        out, name=NAME, version=BUILDER_VERSION, render=render_pair, size=size, count=count, val_count=val_count,
+        seed=seed, photos=photos, progress=progress,
+        describe={"A": "edge map: Canny on a smoothed photo crop, dark lines on white",
+                  "B": "photo crop (random position, 15-40% of the photo's short side, random horizontal flip)"},
+    )  # fmt: skip

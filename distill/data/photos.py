@@ -188,6 +188,28 @@ def write_crop_pairs(out: str | os.PathLike[str], counts: dict[str, int],
     return write_aligned_dataset(out, splits, meta, progress=progress, extra_json={"crops.json": lambda: crops})
 
 
+PairRenderer = Callable[[list[Photo], str, int, int, int], tuple[Crop, np.ndarray, np.ndarray]]
+
+
+def build_photo_pairs(out: str | os.PathLike[str], *, name: str, version: int, render: PairRenderer,
+                      describe: dict[str, Any], size: int, count: int, val_count: int, seed: int,
+                      photos: str | os.PathLike[str] | None, sklearn: bool = False,
+                      progress: ProgressCallback | None = None) -> Path:  # fmt: skip
+    """The body of every paired crop builder: check the options, pick the photos, write the pairs.
+
+    ``render(sources, split, index, size, seed) -> (crop, A, B)`` makes one pair; ``describe``
+    (what A and B are, and any flags) goes into ``dataset.json`` beside the builder, size, seed,
+    direction and sources.
+    """
+    check_common(name, size, count, val_count)
+    sources = photo_sources(photos, sklearn=sklearn)
+    meta = {"name": name, "builder": {"name": name, "version": version}, "size": size, "seed": seed,
+            "direction": "AtoB", **describe, "sources": [photo.describe() for photo in sources]}  # fmt: skip
+    return write_crop_pairs(out, {"train": count, "val": val_count},
+                            lambda split, index: render(sources, split, index, size, seed), meta,
+                            progress=progress)  # fmt: skip
+
+
 def threaded_map(function: Callable[[int], T], indices: range, chunk: int = 64) -> Iterator[T]:
     """``map`` over threads (OpenCV releases the GIL), in order, holding at most ``chunk`` results at a time."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

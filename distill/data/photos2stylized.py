@@ -23,12 +23,10 @@ from pocketgan.distill.data.photos import (
     PHOTOS_OPTION,
     Crop,
     Photo,
-    check_common,
+    build_photo_pairs,
     crop_pixels,
     crop_rng,
-    photo_sources,
     sample_crop,
-    write_crop_pairs,
 )
 from pocketgan.distill.data.stylize import stylize
 
@@ -57,19 +55,10 @@ def build_photos2stylized(out: str | os.PathLike[str], *, size: int = 64, count:
                           seed: int = 0, photos: str | os.PathLike[str] | None = None,
                           progress: ProgressCallback | None = None) -> Path:  # fmt: skip
     """Build photos2stylized at ``out``: ``count`` train and ``val_count`` val pairs (A = photo, B = stylized)."""
-    check_common(NAME, size, count, val_count)
-    sources = photo_sources(photos, sklearn=True)
-    meta = {
-        "name": NAME,
-        "builder": {"name": NAME, "version": BUILDER_VERSION},
-        "size": size,
-        "seed": seed,
-        "direction": "AtoB",
-        "same_domain": True,  # A and B are both photos: copying the input is a meaningful baseline
-        "A": "photo crop (random position, 15-40% of the photo's short side, random horizontal flip)",
-        "B": "the same crop stylized by pocketgan.distill.data.stylize.stylize",
-        "sources": [photo.describe() for photo in sources],
-    }
-    return write_crop_pairs(out, {"train": count, "val": val_count},
-                            lambda split, index: render_pair(sources, split, index, size, seed), meta,
-                            progress=progress)  # fmt: skip
+    return build_photo_pairs(
+        out, name=NAME, version=BUILDER_VERSION, render=render_pair, size=size, count=count, val_count=val_count,
+        seed=seed, photos=photos, sklearn=True, progress=progress,
+        describe={"same_domain": True,  # A and B are both photos: copying the input is a meaningful baseline
+                  "A": "photo crop (random position, 15-40% of the photo's short side, random horizontal flip)",
+                  "B": "the same crop stylized by pocketgan.distill.data.stylize.stylize"},
+    )  # fmt: skip

@@ -31,7 +31,7 @@ from pocketgan.models import load_model, save_model
 from pocketgan.models.profile import profile_model
 from pocketgan.models.prune import prune_model
 from pocketgan.runtime import benchmark, load
-from pocketgan.runtime.bench import BenchSettings
+from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
 
 MODELS: list[tuple[str, str, float | None]] = [
     ("teacher resnet9 ngf64", "resnet9:ngf=64", None),
@@ -68,13 +68,8 @@ def prepare(name: str, ref: str, target_rate: float | None, size: int, out: Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=10.0, help="timed seconds per model, at least")
-    parser.add_argument("--warmup-ms", type=float, default=1000.0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/deploy"))
+    parser = latency_parser(__doc__, duration=10.0, duration_help="timed seconds per model, at least",
+                            out=Path("benchmarks/results/deploy"))  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -93,8 +88,7 @@ def main() -> None:
     for row in rows:
         runners.append(load(row["onnx"], backend="ort", threads=args.threads))
         runners.append(load(row["model_dir"], backend="torch", threads=args.threads))
-    settings = BenchSettings(batch=1, size=(args.size, args.size), warmup_ms=args.warmup_ms,
-                             iterations=args.iterations, duration_s=args.duration)  # fmt: skip
+    settings = bench_settings(args)
     console.print(f"benchmarking {len(runners)} runners interleaved …")
     results = benchmark(runners, settings)
     for i, row in enumerate(rows):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,10 @@ from torch import Tensor, nn
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.registry import Registry
 
-BUILTIN_METHOD_MODULES = ("pix2pix", "cyclegan", "kd", "gan_compression", "omgd")
+BUILTIN_METHOD_MODULES = (
+    "pix2pix", "cyclegan", "kd", "gan_compression", "omgd",
+    "stylegan2.teacher", "stylegan2.kd", "stylegan2.itgc", "stylegan2.dime", "stylegan2.nickel",
+)  # fmt: skip
 
 #: Training methods (teachers and distillers); plugins: entry-point group ``pocketgan.distillers``.
 DISTILLERS: Registry[type[Distiller]] = Registry(
@@ -60,6 +64,9 @@ class Distiller(nn.Module):
     supports_unpaired: bool = True  # False: the method needs pairs and refuses unaligned data
 
     needs_perceptual: bool = False  # True: the CLI resolves --perceptual and passes ``perceptual=``
+    input_kind: str = "image"  # "latent": a StyleGAN2 method (latent-input teacher and student, image-folder data)
+    default_lr: float = 2e-4  # the Adam lr when --lr is not given
+    snapshot_every: int = 0  # > 0: the loop saves the student's weights every that many steps (OUT/train/snapshots)
 
     def __init__(
         self,
@@ -89,10 +96,10 @@ class Distiller(nn.Module):
         """Build the method's extra networks, losses and optimizers (``self.student``, ``self.teacher``,
         ``self.config`` and ``self.perceptual`` are set)."""
 
-    def make_adam(self, name: str, params: Any) -> torch.optim.Optimizer:
-        """Register an Adam optimizer with the config's lr and betas under ``name``."""
+    def make_adam(self, name: str, params: Any, lr: float | None = None) -> torch.optim.Optimizer:
+        """Register an Adam optimizer with the config's betas and lr (or ``lr``) under ``name``."""
         cfg = self.config
-        opt = torch.optim.Adam(list(params), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        opt = torch.optim.Adam(list(params), lr=cfg.lr if lr is None else lr, betas=(cfg.beta1, cfg.beta2))
         self.optimizers[name] = opt
         return opt
 
@@ -118,6 +125,24 @@ class Distiller(nn.Module):
     def extra_outputs(self) -> dict[str, nn.Module]:
         """More generators to save beside the student, as model directories ``OUT/<name>`` (default none)."""
         return {}
+
+    def latent_shape(self) -> tuple[int, int] | None:
+        """``(count, z_dim)`` when each sample needs latents: the loop then adds ``batch["z"]`` (``B×count×z_dim``,
+        standard normal) and ``batch["noise_seed"]`` (see :func:`pocketgan.distill.batching.latent_inputs`).
+        ``None`` (default): image batches only."""
+        return None
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Values (not losses) to append to ``OUT/train/metrics.jsonl`` after this step; default none."""
+        return {}
+
+    def preview(self, samples: dict[str, Tensor]) -> list[Tensor]:
+        """The columns of the TensorBoard sample grid for the fixed ``samples``: input | target | output."""
+        output = self.student(samples["A"])
+        return [samples["A"], samples["B"], output] if "B" in samples else [samples["A"], output]
+
+    def save_extras(self, out: Path, provenance: dict[str, Any]) -> None:
+        """Write more files into the finished model directory ``out`` (a StyleGAN2 teacher's discriminator)."""
 
 
 def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:

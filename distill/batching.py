@@ -67,3 +67,19 @@ class BatchDrawer:
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Move a batch's tensors to ``device`` (other entries, like names, stay)."""
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def latent_inputs(seed: int, step: int, global_batch: int, context: DistributedContext, *, z_dim: int,
+                  count: int = 1) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Standard-normal latents ``z`` (this rank's shard, ``(B, count, z_dim)``) and a ``noise_seed`` for step ``step``.
+
+    Both are functions of ``(seed, step)`` only, like the image batches: a resumed run draws the same latents,
+    and a distiller that seeds its generators' noise with ``noise_seed`` gives teacher and student the same
+    noise. Each rank gets its own noise seed (its shard of the global batch has its own samples).
+    """
+    state = np.random.SeedSequence([seed, step, 0x5A7E47]).generate_state(2, dtype=np.uint32)
+    generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    z = torch.randn(global_batch, count, z_dim, generator=generator)
+    noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) + context.rank
+    offset, size = context.shard(global_batch)
+    return {"z": z[offset : offset + size], "noise_seed": torch.tensor(noise_seed, dtype=torch.int64)}

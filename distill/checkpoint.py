@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketgan.core.errors import PocketganError
+from pocketgan.core.errors import PocketganError, first_line
 from pocketgan.core.fsio import atomic_path
 
 CHECKPOINT_FORMAT = 1
@@ -85,7 +85,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt or foreign file
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc, 160)
         raise PocketganError(
             f"{path}: cannot read the training checkpoint ({reason}); use a new --out or --no-resume"
         ) from None

@@ -1,8 +1,13 @@
-"""Running the registered metrics: :func:`evaluate` a generator on a paired dataset → :class:`EvalReport`.
+"""Running the registered metrics: :func:`evaluate` a generator on a dataset → :class:`EvalReport`.
 
 Each batch is generated once, embedded once by the feature network (the maps feed the paired
 metrics, their pooled vectors the distribution metrics), and compared with the ground truth and,
 when given, with the teacher's outputs. See :mod:`pocketgan.distill.metrics` for the metrics.
+
+A latent-input generator (StyleGAN2) is evaluated on :func:`eval_latents`: sample ``i`` is made
+from latent ``i`` of a fixed stream (:class:`LatentSamples`), the same for every model, so the
+teacher column compares the student's image with the teacher's for the same ``z`` (paired), and
+FID/KID compare the set of samples with the split's real images (unpaired: there is no target).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +39,44 @@ from pocketgan.distill.progress import as_callback
 
 SSIM_MIN_SIZE = 11  # the Gaussian window
 NOISY_BELOW = 500  # distribution metrics on fewer images get a note
+UNPAIRED_LAYOUTS = ("unaligned", "images")  # B is not the target of the generator's input
+EVAL_LATENT_SEED = 0
+
+
+def eval_latents(count: int, z_dim: int, seed: int = EVAL_LATENT_SEED) -> Tensor:
+    """The latents an unconditional generator is evaluated (and shown) on: ``count × z_dim`` standard normals.
+
+    Latent ``i`` depends only on ``(seed, z_dim)`` and ``i`` (the stream is drawn in one go, so a larger
+    ``count`` only appends), whatever the model: teacher and students get the same latents.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.randn(count, z_dim, generator=generator)
+
+
+class LatentSamples(Dataset):
+    """``{"A": latent i, "B": real image i}`` over a dataset of real images, for a latent-input generator.
+
+    ``A`` is :func:`eval_latents` row ``i``; ``B`` is item ``i`` of ``reals`` (an unconditional
+    ``images`` dataset, or the B side of any other), so one sample is generated per real image.
+    """
+
+    layout = "images"
+
+    def __init__(self, reals: Dataset, z_dim: int, seed: int = EVAL_LATENT_SEED) -> None:
+        self.reals = reals
+        self.latents = eval_latents(len(reals), z_dim, seed)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"A": self.latents[index], "B": self.reals[index]["B"]}
+
+
+def latent_dim(model: nn.Module) -> int | None:
+    """``z_dim`` of a latent-input generator (its :class:`IOSpec` says so), ``None`` for an image-to-image one."""
+    io = getattr(model, "io", None)
+    return int(io.z_dim) if io is not None and getattr(io, "is_latent", False) else None
 
 
 @dataclass
@@ -197,6 +241,7 @@ def evaluate(
     teacher_name: str | None = None,
     kid_subset_size: int = 1000,
     metrics: Sequence[str] | None = None,
+    latent_seed: int = EVAL_LATENT_SEED,
 ) -> EvalReport:
     """Every registered metric (or those named in ``metrics``) of ``model`` on ``dataset``.
 
@@ -205,7 +250,12 @@ def evaluate(
     On an unaligned (CycleGAN) dataset B is an unrelated target-domain image: the per-image
     metrics against it (PSNR, SSIM, LPIPS-style) are not computed (``None``, with a note);
     FID/KID compare the outputs with the B images. ``progress`` receives one event per batch.
+    A latent-input ``model`` (StyleGAN2) makes one sample per image of ``dataset`` from
+    :func:`eval_latents` (``latent_seed``): see :class:`LatentSamples`.
     """
+    z_dim = latent_dim(model)
+    if z_dim is not None and not isinstance(dataset, LatentSamples):
+        dataset = LatentSamples(dataset, z_dim, latent_seed)
     count = len(dataset)  # type: ignore[arg-type]
     if count == 0:
         raise PocketganError("cannot evaluate on an empty dataset")
@@ -213,7 +263,7 @@ def evaluate(
         raise PocketganError(f"--batch must be at least 1; got {batch_size}")
     device = torch.device(device)
     sides = {GROUND_TRUTH: _Side(), **({TEACHER: _Side()} if teacher is not None else {})}
-    paired = getattr(dataset, "layout", "") != "unaligned"
+    paired = getattr(dataset, "layout", "") not in UNPAIRED_LAYOUTS
     run = _Evaluation(model.to(device).eval(), teacher.to(device).eval() if teacher is not None else None,
                       feature.to(device).freeze(), selected_metrics(metrics), sides, paired)  # fmt: skip
     started = time.perf_counter()
@@ -237,7 +287,8 @@ def _unpaired_note(run: _Evaluation) -> list[str]:
     skipped = [m.name for m in run.metrics if isinstance(m, PairedMetric)]
     if run.paired or not skipped:
         return []
-    return [f"unpaired data: {'/'.join(skipped)} against the ground truth not computed (B is not the input's target)"]
+    return [f"unpaired data: {'/'.join(skipped)} against the ground truth not computed (no image is the target "
+            "of the generator's input)"]
 
 
 def _notes(metrics: list[Metric], count: int) -> list[str]:
@@ -254,3 +305,38 @@ def _notes(metrics: list[Metric], count: int) -> list[str]:
         notes.append(f"{'/'.join(m.name for m in noisy)} on n={count} images are noisy and biased upwards; "
                      "compare models on the same n")  # fmt: skip
     return notes
+
+
+# ---------------------------------------------------------------- over training
+
+def evaluate_over_training(
+    model: nn.Module,
+    snapshots: Sequence[tuple[int, str | Path]],
+    dataset: Dataset,
+    *,
+    feature: FeatureNetwork,
+    metrics: Sequence[str] = ("fid",),
+    batch_size: int = 16,
+    progress: ProgressCallback | None = None,
+) -> list[dict[str, float | int | None]]:
+    """``[{"step": s, "fid": ...}]``: ``metrics`` of ``model`` with the weights of each snapshot, on ``dataset``.
+
+    ``snapshots`` are ``(step, weights file)`` pairs, e.g. the ones a training run with option
+    ``snapshot_every`` left (:func:`pocketgan.distill.run_log.list_snapshots`).
+    ``model`` is the finished generator (its architecture rebuilds every snapshot; it is not modified).
+    A latent-input model is evaluated on the same :func:`eval_latents` at every step, so the curve
+    moves only with the weights.
+    """
+    import copy
+
+    from safetensors.torch import load_file
+
+    current = copy.deepcopy(model).eval()
+    curve: list[dict[str, float | int | None]] = []
+    with ProgressTask(as_callback(progress), "metrics over training", total=len(snapshots)) as task:
+        for step, path in snapshots:
+            current.load_state_dict(load_file(str(path)))
+            report = evaluate(current, dataset, feature=feature, batch_size=batch_size, metrics=metrics)
+            curve.append({"step": int(step), **{key: report.value(key) for key in metrics}})
+            task.advance()
+    return curve

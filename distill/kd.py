@@ -2,6 +2,8 @@
 
 The teacher is frozen (eval mode, no gradients) and left out of checkpoints; the
 student sees neither ground truth nor a discriminator. Adam with the config's lr/betas.
+This is ``--method kd`` for image-to-image teachers; on a StyleGAN2 teacher (latent input)
+``distill_student`` runs CAGAN's KD instead (:mod:`pocketgan.distill.stylegan2.kd`).
 """
 
 from __future__ import annotations

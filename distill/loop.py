@@ -28,11 +28,12 @@ from torch.utils.data import Dataset
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback
 from pocketgan.distill.base import Distiller, NonFiniteLossError, check_finite
-from pocketgan.distill.batching import BatchDrawer, to_device
+from pocketgan.distill.batching import BatchDrawer, latent_inputs, to_device
 from pocketgan.distill.checkpoint import CHECKPOINT_NAME, normalize, save_checkpoint, seed_everything
 from pocketgan.distill.distributed import DistributedContext
 from pocketgan.distill.monitor import TrainingMonitor
 from pocketgan.distill.progress import as_callback
+from pocketgan.distill.run_log import METRICS_LOG, RunLog, snapshot_path, write_snapshot
 from pocketgan.distill.resume import TENSORBOARD_DIR, TRAIN_DIR, kept_checkpoint, resume_or_start, snapshot
 
 STOPPING = "stopping after this step to save a checkpoint (again to quit at once)"
@@ -162,6 +163,10 @@ class Session:
         self.start, self.wall_time = (resumed.step, resumed.wall_time) if resumed else (0, 0.0)
         self.resumed_from = self.saved_step = resumed.step if resumed else None
         self.losses = dict(resumed.losses) if resumed else {}
+        self.seed, self.out_dir = seed, out_dir
+        self.run_log = RunLog(out_dir / TRAIN_DIR / METRICS_LOG)
+        if context.is_main:
+            self.run_log.truncate_after(self.start)  # lines written after the checkpoint are redone
         context.broadcast_module(distiller)
         if context.is_distributed:
             distiller.grad_sync = context.average_gradients
@@ -174,12 +179,31 @@ class Session:
 
     def step(self, step: int) -> dict[str, float]:
         """Optimise on global batch ``step`` (this rank's shard); the losses as floats."""
-        batch = to_device(self.drawer.batch(step, self.cadence.batch_size, self.context), self.context.device)
-        losses = guarded_step(self.distiller, batch, step, self.cadence.steps, self.kept())
+        batch = self.drawer.batch(step, self.cadence.batch_size, self.context)
+        shape = self.distiller.latent_shape()
+        if shape is not None:
+            count, z_dim = shape
+            batch.update(latent_inputs(self.seed, step, self.cadence.batch_size, self.context, z_dim=z_dim,
+                                       count=count))  # fmt: skip
+        losses = guarded_step(self.distiller, to_device(batch, self.context.device), step, self.cadence.steps,
+                              self.kept())  # fmt: skip
         for scheduler in self.schedulers.values():
             scheduler.step()
         self.context.sync_buffers(self.distiller)
         return losses
+
+    def record(self, done: int, monitor: TrainingMonitor) -> None:
+        """After step ``done``: the distiller's metrics to ``OUT/train/metrics.jsonl`` and TensorBoard, and the
+        student's snapshot when ``snapshot_every`` says so (rank 0; nothing here touches an RNG)."""
+        metrics = self.distiller.pop_metrics()
+        if not self.context.is_main:
+            return
+        if metrics:
+            self.run_log.append(done, metrics)
+            monitor.metrics(done, metrics)
+        every = self.distiller.snapshot_every
+        if every > 0 and (done % every == 0 or done == self.cadence.steps):
+            write_snapshot(self.distiller.student, snapshot_path(self.out_dir, done))
 
     def learning_rates(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.distiller.optimizers.items()}
@@ -214,8 +238,9 @@ def run_steps(session: Session, monitor: TrainingMonitor, samples: dict[str, Any
             losses = session.step(step)
             done = step + 1
             monitor.step(done, losses, cadence.batch_size, session.learning_rates(), cadence.log_every)
+            session.record(done, monitor)
             if samples is not None and cadence.images_due(done):
-                monitor.images(done, session.distiller.student, samples, context.device)
+                monitor.images(done, session.distiller, samples, context.device)
             if cadence.checkpoint_due(done):
                 session.save(done, monitor.losses)
             if context.any(stop.requested):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from pocketgan.core.optional import require
 from pocketgan.core.progress import ProgressCallback, ProgressTask
@@ -82,16 +81,23 @@ class TrainingMonitor:
             self.writer.add_scalar(f"lr/{key}", value, done)
         self.writer.add_scalar("speed/images_per_second", self.images_per_second, done)
 
-    def images(self, done: int, student: nn.Module, samples: dict[str, Any], device: torch.device) -> None:
-        """Log a grid with one row per sample: input | target | student output."""
+    def metrics(self, done: int, values: dict[str, float]) -> None:
+        """TensorBoard scalars ``metrics/<key>`` (a StyleGAN2 run's discriminator logits on real and fake)."""
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"metrics/{key}", value, done)
+
+    def images(self, done: int, distiller: Any, samples: dict[str, Any], device: torch.device) -> None:
+        """Log a grid with one row per sample, its columns the distiller's :meth:`~Distiller.preview`
+        (input | target | student output for translation)."""
         if self.writer is None:
             return
+        student = distiller.student
         was_training = student.training
         student.eval()
         with torch.no_grad():
-            output = student(samples["A"].to(device)).cpu()
+            columns = [c.cpu() for c in distiller.preview({k: v.to(device) for k, v in samples.items()})]
         student.train(was_training)
-        columns = [samples["A"], samples["B"], output] if "B" in samples else [samples["A"], output]
         grid = torch.cat([torch.cat(list(column), dim=1) for column in columns], dim=2)  # rows of samples
         self.writer.add_image("samples/input|target|output", ((grid + 1) / 2).clamp(0, 1), done)
 

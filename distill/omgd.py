@@ -34,7 +34,9 @@ The teachers' conditional PatchGANs share their first ``d_shared_blocks`` conv b
 (OMGD's ``--n_share 3``). Options (``DistillConfig.options``): ``agd_weights``
 ("1e1,1e4,1e1,1e-5": ssim, style, feature, tv), ``lambda_cd`` (1e2), ``lambda_gan`` (1),
 ``lambda_recon`` (100), ``gan_mode`` (hinge), ``ndf`` (64), ``n_layers_d`` (3),
-``d_shared_blocks`` (3), ``use_deep`` (true), ``deep_ngf`` (16), ``deep_blocks`` (18),
+``d_shared_blocks`` (3), ``use_deep`` (true), ``deep_ngf`` (16), ``deep_blocks`` (18), ``teacher_lr``
+(the run's lr: the teachers' Adam lr; a pretrained wide teacher restarted at a high lr first drifts
+away from what it learned, so a recipe that imports one sets it lower),
 ``feature_layers`` ("auto": the second perceptual level, VGG relu2_2 in OMGD, or the only one;
 else comma-separated indices); unpaired only: ``lambda_cycle`` (10), ``lambda_identity`` (0.5),
 ``pool_size`` (50).
@@ -96,14 +98,27 @@ class OMGDOptions(MethodOptions):
     lambda_cycle: float = 10.0  # unpaired mode: the online CycleGAN teacher's losses
     lambda_identity: float = 0.5
     pool_size: int = 50
+    teacher_lr: float | None = None  # None: the run's lr
 
     def __post_init__(self) -> None:
         self.weights = AGDWeights.parse(self.agd_weights)
         self.layers = _parse_layers(self.feature_layers)
         require_non_negative(METHOD, lambda_cd=self.lambda_cd, lambda_gan=self.lambda_gan,
                              lambda_recon=self.lambda_recon, d_shared_blocks=self.d_shared_blocks)  # fmt: skip
+        if self.teacher_lr is not None:
+            self.teacher_lr = _positive_float("teacher_lr", self.teacher_lr)
         if min(self.ndf, self.n_layers_d, self.deep_ngf) < 1 or self.deep_blocks < 0:
             raise PocketganError(f"{METHOD}: ndf, n_layers_d and deep_ngf must be >= 1, deep_blocks >= 0")
+
+
+def _positive_float(key: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number > 0:
+        raise PocketganError(f"{METHOD}: option {key} must be a number > 0; got {value!r}")
+    return number
 
 
 def _parse_layers(values: tuple) -> tuple[int, ...] | None:
@@ -203,7 +218,7 @@ class OMGDDistiller(Distiller):
         critics = self.cycle.discriminators if unpaired else self.discriminators
         generators = self.teachers + ([self.cycle.G_B] if unpaired else [])
         self.make_adam("D", critics.parameters())
-        self.make_adam("teachers", itertools.chain.from_iterable(t.parameters() for t in generators))
+        self.make_adam("teachers", itertools.chain.from_iterable(t.parameters() for t in generators), opts.teacher_lr)
         self.make_adam("student", itertools.chain(self.student.parameters(), self.channel_distill.parameters()))
         self.train()
 

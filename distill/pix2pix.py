@@ -4,7 +4,8 @@ Used to train teachers (``pocketgan teacher``). Defaults follow
 junyanz/pytorch-CycleGAN-and-pix2pix: LSGAN or vanilla GAN loss, L1 × 100, Adam
 lr 2e-4 β1 0.5, a 70×70 PatchGAN seeing ``cat(A, B)``, weights initialised from
 N(0, 0.02). Options (``--option key=value``): ``ndf`` (64), ``n_layers`` (3),
-``lambda_l1`` (100).
+``lambda_l1`` (100), ``lambda_ssim`` (0: off; a ``λ·(1 − SSIM)`` term to the ground truth, which
+image-restoration work adds beside L1 for structure) and ``lambda_gan`` (1).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from pocketgan.distill.base import Distiller, GANLoss, register_distiller, set_requires_grad
 from pocketgan.distill.common import conditional_discriminator, require_target
-from pocketgan.distill.losses import adversarial_loss
+from pocketgan.distill.losses import adversarial_loss, ssim_loss
 
 
 def init_pix2pix_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
@@ -44,6 +45,8 @@ class Pix2PixTrainer(Distiller):
         )
         self.gan_loss = GANLoss(self.config.gan_mode)
         self.lambda_l1 = float(opts.get("lambda_l1", 100.0))
+        self.lambda_ssim = float(opts.get("lambda_ssim", 0.0))
+        self.lambda_gan = float(opts.get("lambda_gan", 1.0))
         self.make_adam("G", self.student.parameters())
         self.make_adam("D", self.discriminator.parameters())
 
@@ -61,9 +64,15 @@ class Pix2PixTrainer(Distiller):
         set_requires_grad(self.discriminator, False)
         loss_g_gan = adversarial_loss(self.discriminator, self.gan_loss, real_a, fake_b)
         loss_g_l1 = nn.functional.l1_loss(fake_b, real_b)
-        self.step_optimizer("G", loss_g_gan + self.lambda_l1 * loss_g_l1, [self.student])
+        loss_g = self.lambda_gan * loss_g_gan + self.lambda_l1 * loss_g_l1
+        logs = {}
+        if self.lambda_ssim:
+            loss_g_ssim = ssim_loss(fake_b, real_b)
+            loss_g = loss_g + self.lambda_ssim * loss_g_ssim
+            logs["G_ssim"] = loss_g_ssim.item()
+        self.step_optimizer("G", loss_g, [self.student])
         set_requires_grad(self.discriminator, True)
-        return {
+        return logs | {
             "G_gan": loss_g_gan.item(),
             "G_L1": loss_g_l1.item(),
             "D_real": loss_d_real.item(),

@@ -13,13 +13,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback
+from pocketgan.export.calibration import is_real
+from pocketgan.export.formats import check_options, format_spec
 from pocketgan.export.gate import GateResult, parity_gate
 from pocketgan.export.job import DEFAULT_SIZE, BuiltArtifact, ExportJob, ExportOptions
+from pocketgan.export.latent import check_latent_export, latent_output_size
 from pocketgan.export.parity import ParityRule
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.registry import Exporter, get_exporter
@@ -49,6 +51,8 @@ def export_model(
     options = options or ExportOptions()
     exporter = get_exporter(fmt)
     options.validate(exporter)
+    check_latent_export(loaded.model, exporter.name, options)
+    check_options(format_spec(exporter.name), options)
     size = resolve_size(loaded.model, options.size)
     rule = ParityRule.for_precision(options.precision, options.atol, options.min_psnr_db)
     with (
@@ -58,15 +62,23 @@ def export_model(
     ):
         job = ExportJob(loaded, options, size, Path(scratch), steps)
         built = exporter.build(job, Path(scratch) / exporter.artifact)
+        if options.precision == "int8":  # the bar depends on what it was calibrated on (pocketgan.export.parity)
+            rule = ParityRule.for_precision("int8", options.atol, options.min_psnr_db,
+                                            real_calibration=is_real(job.calibration_source))  # fmt: skip
         gate = parity_gate(job, built, rule, f"the {exporter.name} {options.precision} export")
         sidecar = _sidecar(job, exporter, built, gate)
         steps.step("writing")
-        _publish(built.path, directory / exporter.artifact, sidecar)
+        _publish(built.path, directory / exporter.artifact, sidecar, built.companions)
     return sidecar
 
 
 def resolve_size(model: Generator, size: tuple[int, int] | None) -> tuple[int, int]:
-    """``size`` (height, width), else the model's fixed size, else 256×256; checked against the architecture."""
+    """``size`` (height, width), else the model's fixed size, else 256×256; checked against the architecture.
+
+    A latent-input generator's size is the size of the images it makes (``size``, if given, must be it).
+    """
+    if model.io.is_latent:
+        return latent_output_size(model, size)
     height, width = size or model.io.fixed_size or DEFAULT_SIZE
     model.check_input_size(int(height), int(width))
     return int(height), int(width)
@@ -85,14 +97,16 @@ def artifact_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def _sidecar(job: ExportJob, exporter: Exporter, built: BuiltArtifact, gate: GateResult) -> ArtifactManifest:
-    extra: dict[str, object] = {"input_size": list(job.size), **gate.extra, **built.extra}
+    extra: dict[str, object] = {"input_size": list(job.size), **job.latent_extra(), **gate.extra, **built.extra}
+    if built.companions:
+        extra["companions"] = {p.name: sha256_file(p) for p in built.companions}
     return ArtifactManifest(
         format=exporter.name,
         file=exporter.artifact,
         sha256=artifact_sha256(built.path),
         inputs=job.inputs(),
         outputs=job.outputs(),
-        io=replace(job.loaded.manifest.io, fixed_size=job.size),
+        io=job.artifact_io(),
         precision=job.options.precision,
         exporter=built.exporter,
         opset=built.opset,
@@ -102,9 +116,11 @@ def _sidecar(job: ExportJob, exporter: Exporter, built: BuiltArtifact, gate: Gat
     )
 
 
-def _publish(staged: Path, final: Path, sidecar: ArtifactManifest) -> None:
-    """Rename the artifact into place, then write its sidecar (a sidecar always matches its artifact)."""
+def _publish(staged: Path, final: Path, sidecar: ArtifactManifest, companions: tuple[Path, ...] = ()) -> None:
+    """Rename the companions and the artifact into place, then write its sidecar (a sidecar always matches)."""
     sidecar_path(final).unlink(missing_ok=True)
+    for companion in companions:
+        os.replace(companion, final.with_name(companion.name))
     if final.is_dir() and not final.is_symlink():
         shutil.rmtree(final)
     elif staged.is_dir() and final.exists():

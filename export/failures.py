@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pocketgan.core.errors import PocketganError
+from pocketgan.core.errors import PocketganError, first_line
 
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 300 characters), or its type name."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+__all__ = ["first_line", "reraise_as_user_error"]
 
 
 @contextmanager

@@ -49,15 +49,19 @@ def parity_gate(job: ExportJob, built: BuiltArtifact, rule: ParityRule, what: st
 
 def run_on_samples(job: ExportJob, run: Runner, description: str = "parity vs PyTorch") -> np.ndarray:
     """``run``'s outputs on the parity samples: one batch if the artifact's batch is dynamic, else one at a time."""
-    samples = job.samples.numpy()
+    inputs, count = job.sample_inputs, len(job.samples)
     if job.options.dynamic_batch:
-        job.progress.step(f"{description} (batch of {len(samples)})")
-        return run(samples)
-    return np.concatenate([run(x[None]) for x in job.progress.track(samples, description)])
+        job.progress.step(f"{description} (batch of {count})")
+        return run(*(x.numpy() for x in inputs))
+    return np.concatenate([run(*job.sample(inputs, i)) for i in job.progress.track(range(count), description)])
 
 
 def describe_inputs(job: ExportJob) -> str:
     """What the parity inputs were, for the sidecar."""
+    if job.latent:
+        noise = ", standard-normal noise" if job.latent.noise_input else ""
+        return (f"{job.options.samples} standard-normal latents (torch seed {job.options.seed}{noise}), truncation "
+                f"{job.latent.truncation:g}, against PyTorch fp32 eval outputs")  # fmt: skip
     return (
         f"{job.options.samples} synthetic inputs (seed {job.options.seed}; random grids of "
         f"{list(SYNTHETIC_GRID_CELLS)} cells upsampled bicubically, None = pixel noise) in the input "

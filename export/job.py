@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,9 +12,12 @@ import numpy as np
 import torch
 
 from pocketgan.core.errors import PocketganError
+from pocketgan.export import latent as latent_export
+from pocketgan.export.latent import LatentGraph, LatentSettings
+from pocketgan.export.calibration import calibration_set
 from pocketgan.export.progress import StepProgress
-from pocketgan.export.samples import read_calibration_images, synthetic_inputs
-from pocketgan.core.contract import TensorInfo
+from pocketgan.export.samples import synthetic_inputs
+from pocketgan.core.contract import IOSpec, TensorInfo
 from pocketgan.models import LoadedModel
 
 if TYPE_CHECKING:
@@ -31,7 +34,8 @@ INT8_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis``
 #: :mod:`pocketgan.core.hostinfo`.
 INT8_RANGES = ("reduced", "full")
 
-Runner = Callable[[np.ndarray], np.ndarray]
+Runner = Callable[..., np.ndarray]
+"""``run(*arrays) -> output``: one array per artifact input, in :meth:`ExportJob.inputs` order."""
 
 
 @dataclass
@@ -50,6 +54,10 @@ class ExportOptions:
     calibration_samples: int = 16
     int8_range: str = "reduced"  # int8 weights: "reduced" (7-bit, portable) or "full" (VNNI/ARM dot-product targets)
     seed: int = 0
+    format_options: dict[str, object] = field(default_factory=dict)  # --option KEY=VALUE (TensorRT, CoreML)
+    truncation: float | None = None  # latent generators: ψ baked in (None: the model's, 1.0 = none)
+    truncation_input: bool = False  # latent generators: ψ is an input ("truncation" [1]) instead
+    noise_input: bool = False  # latent generators: the noise maps are inputs (noise_0...) instead of constants
 
     def validate(self, exporter: Exporter) -> None:
         """Raise a one-line error for options this exporter (or any) cannot honour."""
@@ -92,6 +100,7 @@ class BuiltArtifact:
     not_run_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     reference_run: Runner | None = None
+    companions: tuple[Path, ...] = ()  # files published beside the artifact (OpenVINO's .bin, ORT's config)
 
 
 @dataclass
@@ -103,10 +112,23 @@ class ExportJob:
     size: tuple[int, int]
     scratch: Path
     progress: StepProgress
+    calibration_source: str = field(default="", init=False)  # set with calibration_inputs (for the sidecar)
+    dynamic_size: bool = field(default=False, init=False)  # dynamic H and W axes (a TensorRT resolution range)
 
     @property
+    def io(self) -> IOSpec:
+        """The generator's I/O spec."""
+        return self.loaded.model.io
+
+    @cached_property
+    def latent(self) -> LatentSettings | None:
+        """How a latent-input generator is exported (ψ, extra inputs); ``None`` for an image-to-image one."""
+        return latent_export.settings_for(self.io, self.options) if self.io.is_latent else None
+
+    @cached_property
     def model(self) -> torch.nn.Module:
-        return self.loaded.model
+        """The module to trace: the generator, or its :class:`~pocketgan.export.latent.LatentGraph`."""
+        return LatentGraph(self.loaded.model, self.latent) if self.latent else self.loaded.model
 
     @property
     def batch_dim(self) -> int | str:
@@ -114,31 +136,101 @@ class ExportJob:
         return "batch" if self.options.dynamic_batch else 1
 
     @cached_property
+    def sample_inputs(self) -> list[torch.Tensor]:
+        """The parity inputs, one tensor per artifact input: ``options.samples`` deterministic image-like
+        inputs in the model's value range, or standard-normal latents (and noise) for a latent generator."""
+        return self._inputs(self.options.samples, self.options.seed)
+
+    @property
     def samples(self) -> torch.Tensor:
-        """The parity inputs: ``options.samples`` deterministic image-like inputs in the model's value range."""
-        return synthetic_inputs(self.loaded.model.io, self.options.samples, self.size, seed=self.options.seed)
+        """The parity samples of the first input (images, or latents ``z``)."""
+        return self.sample_inputs[0]
 
     @cached_property
     def reference(self) -> np.ndarray:
-        """PyTorch's outputs on :attr:`samples` (float32, eval mode)."""
+        """PyTorch's outputs on :attr:`sample_inputs` (float32, eval mode)."""
         with torch.inference_mode():
-            return self.model(self.samples).float().numpy()
+            if self.latent:
+                images = latent_export.reference_images(self.loaded.model, self.latent, self.sample_inputs)
+            else:
+                images = self.model(self.samples)
+            return images.float().numpy()
 
     @cached_property
+    def calibration_inputs(self) -> list[torch.Tensor]:
+        """int8 calibration inputs (one tensor per input): images from ``options.calibration``, else
+        synthetic inputs or latents (another seed)."""
+        if not self.latent:  # images: --calibration DIR, else the model's dataset, else synthetic (cached)
+            found = calibration_set(self.options.calibration, self.loaded.manifest.provenance, self.io, self.size,
+                                    count=self.options.calibration_samples, seed=self.options.seed)  # fmt: skip
+            self.calibration_source = found.source
+            return [found.inputs]
+        self.calibration_source = "random latents"
+        return self._inputs(self.options.calibration_samples, self.options.seed + 1)
+
+    @property
     def calibration(self) -> torch.Tensor:
-        """int8 calibration inputs: images from ``options.calibration``, else synthetic ones (another seed)."""
-        io, count = self.loaded.model.io, self.options.calibration_samples
-        if self.options.calibration is not None:
-            return read_calibration_images(self.options.calibration, io, self.size, limit=count)
-        return synthetic_inputs(io, count, self.size, seed=self.options.seed + 1)
+        """The calibration samples of the first input."""
+        return self.calibration_inputs[0]
+
+    def _inputs(self, count: int, seed: int) -> list[torch.Tensor]:
+        if self.latent:
+            return latent_export.sample_inputs(self.loaded.model, self.latent, count, seed=seed)
+        return [synthetic_inputs(self.io, count, self.size, seed=seed)]
+
+    def batched(self) -> list[bool]:
+        """Which inputs have a batch axis (a latent export's ``truncation`` input has none)."""
+        count = len(self.inputs())
+        return latent_export.batched_inputs(self.latent, count) if self.latent else [True] * count
+
+    def sample(self, inputs: list[torch.Tensor], index: int) -> list[np.ndarray]:
+        """Sample ``index`` of ``inputs`` (each batched input sliced to a batch of one), as arrays."""
+        return [(x[index : index + 1] if batched else x).numpy() for x, batched in zip(inputs, self.batched())]
+
+    def feeds(self, inputs: list[torch.Tensor]) -> list[dict[str, np.ndarray]]:
+        """One ``{input name: array}`` feed per sample of ``inputs`` (int8 calibration readers)."""
+        names = self.input_names()
+        return [dict(zip(names, self.sample(inputs, i))) for i in range(len(inputs[0]))]
 
     def example(self) -> torch.Tensor:
-        """A batch-1 input for tracing."""
+        """A batch-1 input for tracing (the first input)."""
         return self.samples[:1]
 
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Batch-1 values of every input, for tracing."""
+        return tuple(torch.from_numpy(a) for a in self.sample(self.sample_inputs, 0))
+
     def inputs(self) -> list[TensorInfo]:
-        """The artifact's input tensor (NCHW float32)."""
-        return [TensorInfo(INPUT_NAME, [self.batch_dim, self.loaded.model.io.input_channels, *self.size])]
+        """The artifact's inputs: the NCHW float32 image, or the latent ``z`` (+ truncation, noise)."""
+        if self.latent:
+            return latent_export.input_infos(self.loaded.model, self.latent, self.batch_dim)
+        return [TensorInfo(INPUT_NAME, [self.batch_dim, self.io.input_channels, *self.size])]
+
+    def input_names(self) -> list[str]:
+        """The artifact's input names, in order."""
+        return [info.name for info in self.inputs()]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]] | None:
+        """The ONNX exporter's ``dynamic_axes`` for a dynamic batch (every batched input and the output)."""
+        if not self.options.dynamic_batch and not self.dynamic_size:
+            return None
+        batched = [name for name, has in zip(self.input_names(), self.batched()) if has]
+        axes = {0: "batch"} if self.options.dynamic_batch else {}
+        if self.dynamic_size:  # image-to-image generators only (TensorRT refuses latent ones)
+            axes.update({2: "height", 3: "width"})
+        return {name: dict(axes) for name in [*batched, OUTPUT_NAME]}
+
+    def artifact_io(self) -> IOSpec:
+        """The artifact's I/O spec: the generator's at the exported size (for a latent one, with the
+        export's truncation and noise mode)."""
+        io = self.loaded.manifest.io
+        if self.latent:
+            return latent_export.artifact_io(io, self.latent, self.size)
+        return replace(io, fixed_size=self.size)
+
+    def latent_extra(self) -> dict[str, object]:
+        """The sidecar's ``extra["latent"]`` for a latent export, else nothing."""
+        return {"latent": latent_export.latent_facts(self)} if self.latent else {}
 
     def outputs(self) -> list[TensorInfo]:
         """The artifact's output tensor (NCHW float32, the same spatial size as the input)."""

@@ -18,14 +18,15 @@ import torch
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.optional import require
 from pocketgan.export.failures import first_line, reraise_as_user_error
-from pocketgan.export.job import INPUT_NAME, OUTPUT_NAME, PRECISIONS, BuiltArtifact, ExportJob, Runner
-from pocketgan.export.onnx_precision import quantize_int8, to_fp16
+from pocketgan.export.job import OUTPUT_NAME, BuiltArtifact, ExportJob, Runner
+from pocketgan.export.metadata import artifact_metadata, embed_in_onnx
+from pocketgan.export.onnx_precision import fp32_ops, quantize_int8, to_fp16
 from pocketgan.export.registry import register_exporter
 
 MAX_SINGLE_FILE_BYTES = 2**31 - 1  # protobuf's limit for a model with embedded weights
 
 
-@register_exporter("onnx", artifact="model.onnx", precisions=PRECISIONS)
+@register_exporter("onnx")
 def build_onnx(job: ExportJob, dest: Path) -> BuiltArtifact:
     """ONNX (one file, weights embedded), fp32/fp16/int8, parity measured with onnxruntime on CPU."""
     exporter, extra = write_onnx(job, dest)
@@ -55,12 +56,15 @@ def write_onnx(
         job.progress.step("converting to fp16")
         model = to_fp16(model)
         exporter += " + onnxruntime.transformers.float16 (keep_io_types)"
-        extra["fp16"] = "weights and activations float16; inputs and outputs stay float32"
+        kept = fp32_ops(model)
+        extra["fp16"] = ("weights and activations float16; inputs and outputs stay float32"
+                         + (f"; kept in float32: {', '.join(kept)}" if kept else ""))  # fmt: skip
     if precision == "int8":
         extra["int8"] = quantize_int8(model, dest, job, symmetric=symmetric_int8)
         exporter += " + onnxruntime.quantization.quantize_static (QDQ)"
     else:
         save_single_file(model, dest)
+    embed_in_onnx(dest, artifact_metadata(job, precision))  # the I/O spec travels inside the file
     return exporter, extra
 
 
@@ -69,13 +73,12 @@ def trace_to_onnx(job: ExportJob) -> Any:
     onnx = require("onnx", "export", "ONNX export")
     job.progress.step(f"exporting to ONNX (opset {job.options.opset})")
     path = job.scratch / "traced.onnx"
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if job.options.dynamic_batch else None
     with reraise_as_user_error(f"ONNX export failed at opset {job.options.opset}"), warnings.catch_warnings(), \
             torch.no_grad():  # fmt: skip
         warnings.simplefilter("ignore")  # the exporter's notes on InstanceNorm and shape inference
         torch.onnx.export(
-            job.model, (job.example(),), str(path), dynamo=False, opset_version=job.options.opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
+            job.model, job.example_inputs(), str(path), dynamo=False, opset_version=job.options.opset,
+            input_names=job.input_names(), output_names=[OUTPUT_NAME], dynamic_axes=job.dynamic_axes(),
             do_constant_folding=True,
         )  # fmt: skip
     return onnx.load(str(path))
@@ -130,7 +133,10 @@ def onnxruntime_runner(path: Path, *, reference_math: bool = False) -> Runner:
     with reraise_as_user_error("onnxruntime cannot load the exported model"):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    names = [arg.name for arg in session.get_inputs()]
+
+    def run(*arrays: np.ndarray) -> np.ndarray:  # one array per input, in the session's order
+        feed = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(names, arrays, strict=True)}
+        return session.run([OUTPUT_NAME], feed)[0]
 
     return run

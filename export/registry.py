@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 Builder = Callable[["ExportJob", Path], "BuiltArtifact"]
 
-BUILTIN_EXPORTER_MODULES = ("onnx_format", "coreml", "tensorrt")
+BUILTIN_EXPORTER_MODULES = ("onnx_format", "ort_format", "openvino_format", "coreml", "tensorrt")
 
 
 #: Every artifact format; plugins: entry-point group ``pocketgan.exporters`` (an :class:`Exporter`).
@@ -39,13 +39,22 @@ class Exporter:
 
 
 def register_exporter(
-    name: str, *, artifact: str, precisions: tuple[str, ...] = ("fp32",)
+    name: str, *, artifact: str | None = None, precisions: tuple[str, ...] | None = None
 ) -> Callable[[Builder], Builder]:
     """Decorator: register ``build(job, dest) -> BuiltArtifact`` as the exporter for format ``name``.
 
     ``artifact`` is the file (or directory, e.g. ``model.mlpackage``) name written in the output
-    directory; ``precisions`` are the ``--precision`` values it accepts.
+    directory; ``precisions`` are the ``--precision`` values it accepts. Both default to the
+    format's row in :data:`pocketgan.export.formats.FORMATS` (a plugin without a row must give
+    ``artifact``; its precisions default to fp32).
     """
+    from pocketgan.export.formats import FORMATS
+
+    row = FORMATS.get(name)
+    if artifact is None and row is None:
+        raise TypeError(f"register_exporter({name!r}) needs artifact= (no row in the formats table)")
+    artifact = artifact or row.artifact  # type: ignore[union-attr]
+    precisions = precisions or (row.precisions if row else ("fp32",))
 
     def wrap(build: Builder) -> Builder:
         EXPORTERS.register(name, Exporter(name, artifact, tuple(precisions), build))

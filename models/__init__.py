@@ -7,6 +7,7 @@ reference, or a ``pocketgan.generators`` entry point); every stage then accepts 
 from pocketgan.core.contract import IOSpec
 from pocketgan.models import patchgan as _patchgan  # noqa: F401  (registers)
 from pocketgan.models import resnet as _resnet  # noqa: F401
+from pocketgan.models import stylegan2 as _stylegan2  # noqa: F401
 from pocketgan.models import unet as _unet  # noqa: F401
 from pocketgan.models.base import FeatureTap, Generator, as_generator, capture_features
 from pocketgan.models.graph import LAYER_PRUNERS, LayerPruner, register_pruner

@@ -109,18 +109,27 @@ class Generator(nn.Module):
         return GeneratorSpec(arch=self.arch, config=dict(self.config), widths=widths if changed else None)
 
     def check_input_size(self, height: int, width: int) -> None:
-        """Raise a one-line error when this architecture cannot take an ``height``×``width`` input."""
+        """Raise a one-line error when this architecture cannot take an ``height``×``width`` input
+        (a latent-input generator: cannot make ``height``×``width`` images)."""
+        if self.io.is_latent:
+            fixed = self.io.fixed_size
+            if fixed is not None and (height, width) != tuple(fixed):
+                raise PocketganError(f"{self.arch} makes {fixed[0]}x{fixed[1]} images from a latent; "
+                                     f"--size {height}x{width} does not fit")  # fmt: skip
+            return
         m = self.io.size_multiple
         if height <= 0 or width <= 0 or height % m or width % m:
             raise PocketganError(
                 f"{self.arch} needs height and width that are positive multiples of {m}; got {height}x{width}"
             )
 
-    def example_input(self, height: int = 256, width: int | None = None, batch: int = 1) -> torch.Tensor:
-        """Zeros of shape ``(batch, input_channels, height, width)``, the size checked first."""
-        width = width or height
+    def example_input(self, height: int | None = None, width: int | None = None, batch: int = 1) -> torch.Tensor:
+        """Zeros of the input's shape: ``(batch, input_channels, height, width)`` (default 256 px, the size
+        checked first), or ``(batch, z_dim)`` for a latent-input generator."""
+        height = height or (self.io.fixed_size[0] if self.io.fixed_size else 256)
+        width = width or (self.io.fixed_size[1] if self.io.fixed_size else height)
         self.check_input_size(height, width)
-        return torch.zeros(batch, self.io.input_channels, height, width)
+        return torch.zeros(self.io.input_shape(batch, (height, width)))
 
 
 def _out_channels(module: nn.Module) -> int:
@@ -143,6 +152,29 @@ def capture_features(model: nn.Module, names: list[str]) -> Iterator[dict[str, t
     finally:
         for h in handles:
             h.remove()
+
+
+OUTPUT_HEADS = ("tanh", "residual")
+"""``tanh``: the image is ``tanh(last conv)`` (pix2pix). ``residual``: it is ``clip(input + last conv, -1, 1)``,
+so the network learns only the change to its input (near-identity tasks such as stylization)."""
+
+
+def check_output_head(arch: str, output: str, input_nc: int, output_nc: int) -> None:
+    """One line for an unknown head, or a residual head whose input and output channels differ."""
+    if output not in OUTPUT_HEADS:
+        raise PocketganError(f"{arch}: output must be {' or '.join(OUTPUT_HEADS)}; got {output!r}")
+    if output == "residual" and input_nc != output_nc:
+        raise PocketganError(f"{arch}: output=residual needs input_nc == output_nc; got {input_nc} and {output_nc}")
+
+
+def output_activation(output: str) -> nn.Module:
+    """The last layer of the generator: ``Tanh`` or, for the residual head, nothing (an Identity)."""
+    return nn.Tanh() if output == "tanh" else nn.Identity()
+
+
+def apply_output_head(output: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The generator's image from its input ``x`` and its last layer's output ``y``."""
+    return torch.clamp(x + y, -1.0, 1.0) if output == "residual" else y
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

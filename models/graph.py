@@ -16,6 +16,7 @@ misses InstanceNorm layers behind an in-place ReLU.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -72,7 +73,27 @@ def customized_pruners(model: nn.Module, extra: Mapping[type, Any] | None = None
     present = {type(m) for m in model.modules()}
     found = {entry.module_type: entry.pruner for _, entry in LAYER_PRUNERS.items() if entry.module_type in present}
     found.update(extra or {})
-    return found
+    return {module_type: as_tp_pruner(pruner) for module_type, pruner in found.items()}
+
+
+def as_tp_pruner(pruner: Any) -> Any:
+    """``pruner`` as a torch-pruning ``BasePruningFunc``.
+
+    A plain object with ``prune_out_channels``, ``prune_in_channels``, ``get_out_channels`` and
+    ``get_in_channels`` (e.g. a built-in model's pruner, defined without importing the optional
+    torch-pruning) gets the base class's other methods; a ``BasePruningFunc`` is returned as is.
+    """
+    base = require("torch_pruning", "train", "channel pruning").pruner.function.BasePruningFunc
+    if isinstance(pruner, base):
+        return pruner
+    wrapped = _with_tp_base(type(pruner), base)()
+    wrapped.__dict__.update(vars(pruner))
+    return wrapped
+
+
+@functools.cache
+def _with_tp_base(cls: type, base: type) -> type:
+    return type(cls.__name__, (cls, base), {"__module__": cls.__module__})
 
 
 @contextmanager
@@ -108,11 +129,12 @@ def valid_size(model: Generator, at_least: int) -> int:
 
 
 def small_input(model: Generator) -> torch.Tensor:
-    """A small valid NCHW input (``TRACE_SIZE`` px or the architecture's minimum): cheap to trace."""
+    """A small valid input (NCHW at ``TRACE_SIZE`` px or the architecture's minimum; a latent-input
+    generator's ``(1, z_dim)``): cheap to trace."""
     size = valid_size(model, TRACE_SIZE)
     width = int(model.io.fixed_size[1]) if model.io.fixed_size else size
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return torch.zeros(1, model.io.input_channels, size, width, device=device)
+    return torch.zeros(model.io.input_shape(1, (size, width)), device=device)
 
 
 def regrouped_layers(model: nn.Module, example: torch.Tensor) -> list[str]:

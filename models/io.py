@@ -4,7 +4,8 @@
 - an architecture reference, ``resnet9:ngf=64`` or ``mypkg.nets:build:channels=16`` (random
   weights, for planning; see :mod:`pocketgan.models.registry` for the syntax);
 - a model directory (``model.safetensors`` + ``model.json``);
-- a checkpoint file (official ``latest_net_G.pth`` or a ``.safetensors``) with ``arch``.
+- a checkpoint file (official ``latest_net_G.pth`` or a ``.safetensors``) with ``arch``; with ``arch`` ``stylegan2``
+  also a rosinality ``.pt`` or an NVlabs ``.pkl`` (:mod:`pocketgan.models.stylegan2.checkpoints`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from pocketgan import __version__
 from pocketgan.core.contract import MODEL_JSON, MODEL_WEIGHTS, GeneratorSpec, ModelManifest, Profile
-from pocketgan.core.errors import ManifestError, PocketganError
+from pocketgan.core.errors import ManifestError, PocketganError, first_line
 from pocketgan.core.fsio import atomic_path, sha256_file
 from pocketgan.models.base import Generator, as_generator
 from pocketgan.models.factory import build_from_reference
@@ -71,8 +72,7 @@ def load_model(ref: str | os.PathLike[str], arch: str | None = None) -> LoadedMo
     elif path.is_file():
         if not arch:
             raise PocketganError(f"{path}: a checkpoint file needs --arch (e.g. --arch resnet9)")
-        model = _from_reference(arch)
-        load_state_dict_checked(model, read_state_dict(path), str(path))
+        model = _from_checkpoint(path, arch)
         manifest = ModelManifest(spec=model.spec(), io=model.io, provenance={"source": str(path), "name": path.stem})
         loaded = LoadedModel(model, manifest)
     elif is_reference(text):
@@ -88,6 +88,18 @@ def load_model(ref: str | os.PathLike[str], arch: str | None = None) -> LoadedMo
         )
     loaded.model.eval()
     return loaded
+
+
+def _from_checkpoint(path: Path, arch: str) -> Generator:
+    """A checkpoint file's generator: ``stylegan2`` through its importer (config read from the tensors)."""
+    name, config = parse_reference(arch)
+    if name == "stylegan2":  # rosinality .pt, NVlabs .pkl (restricted unpickler) or a pocketgan state dict
+        from pocketgan.models.stylegan2.checkpoints import load_stylegan2_generator
+
+        return load_stylegan2_generator(path, config)
+    model = _from_reference(arch)
+    load_state_dict_checked(model, read_state_dict(path), str(path))
+    return model
 
 
 def _from_reference(ref: str) -> Generator:
@@ -158,7 +170,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             "weights_only=True and never unpickles code)"
         ) from None
     except Exception as exc:  # corrupt, truncated or not a checkpoint at all
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc, 200)
         raise PocketganError(f"{path}: cannot read weights ({reason})") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model", "g_ema", "netG"):

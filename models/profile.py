@@ -5,6 +5,12 @@ a ConvTranspose is counted over its *input* positions (the real work; torchprofi
 torch-pruning count output positions and report ~14% more for ResNet-9); norm layers
 count ~4-5 flops per element; adds, activations and pads count 0. ResNet-9 (ngf 64) at
 256×256 is 49.68 GMACs and 11,378,179 parameters in this convention.
+
+A second convention, ``output`` (:data:`CONVENTIONS`), counts every convolution over its
+*output* positions, a ConvTranspose included: torchprofile's and the GAN-compression papers'
+count (ResNet-9 ~56.9 G; StyleGAN2-256 config-f ~84 G instead of fvcore's 45.1 G, whose
+upsampling convs are transposed). It is fvcore with one op handle overridden
+(``aten::_convolution``), not a second counter, so everything else is counted identically.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 import torch
@@ -21,13 +30,63 @@ from torch import nn
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.optional import require
 from pocketgan.core.contract import Profile
+from pocketgan.core.registry import did_you_mean
 
 COUNTER = "fvcore"
 CONVENTION = (
     "1 fused multiply-add = 1 MAC; ConvTranspose counted over input positions; "
     "norm layers ~4-5 flops/element; adds, activations and pads count 0"
 )
+OUTPUT_CONVENTION = (
+    "1 fused multiply-add = 1 MAC; every convolution, ConvTranspose included, counted over output positions "
+    "(torchprofile's and the papers' count); norm layers ~4-5 flops/element; adds, activations and pads count 0"
+)
 DEFAULT_SIZE = 256
+DEFAULT_CONVENTION = "fvcore"
+
+
+@dataclass(frozen=True)
+class CountingConvention:
+    """How MACs are counted: fvcore's ``FlopCountAnalysis`` with some operator handles overridden.
+
+    ``counter`` and ``summary`` are what a :class:`~pocketgan.core.contract.Profile` records
+    (``counter`` / ``convention``); ``handles`` maps TorchScript operator names to fvcore handles.
+    """
+
+    name: str
+    counter: str
+    summary: str
+    handles: Mapping[str, Callable[[list[Any], list[Any]], Counter[str]]] = field(default_factory=dict)
+
+
+def conv_over_output_positions(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """fvcore handle for ``aten::_convolution`` counting ``batch × weight elements × output positions``.
+
+    fvcore already counts an ordinary convolution that way; this also counts a transposed one over
+    its output positions (fvcore: input positions).
+    """
+    from fvcore.nn.jit_handles import get_shape
+
+    batch = get_shape(inputs[0])[0]
+    weight, output = get_shape(inputs[1]), get_shape(outputs[0])
+    return Counter({"conv": batch * prod(weight) * prod(output[2:])})
+
+
+CONVENTIONS: dict[str, CountingConvention] = {
+    "fvcore": CountingConvention("fvcore", COUNTER, CONVENTION),
+    "output": CountingConvention(
+        "output", "fvcore:output-positions", OUTPUT_CONVENTION, {"aten::_convolution": conv_over_output_positions}
+    ),
+}
+"""``fvcore`` (the default: ConvTranspose over input positions) and ``output`` (over output positions)."""
+
+
+def counting_convention(name: str) -> CountingConvention:
+    """The convention named ``name`` (one line naming the choices otherwise)."""
+    if name not in CONVENTIONS:
+        hint = did_you_mean(name, list(CONVENTIONS))
+        raise PocketganError(f"unknown MAC counting convention {name!r}{hint}; choose {' or '.join(CONVENTIONS)}")
+    return CONVENTIONS[name]
 
 
 @dataclass
@@ -75,25 +134,29 @@ class ProfileReport:
         }
 
 
-def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, DEFAULT_SIZE, DEFAULT_SIZE)) -> ProfileReport:
-    """Count MACs with fvcore and parameters of ``model`` for one input of ``input_shape`` (NCHW).
+def profile_model(
+    model: nn.Module,
+    input_shape: tuple[int, ...] = (1, 3, DEFAULT_SIZE, DEFAULT_SIZE),
+    convention: str | CountingConvention = DEFAULT_CONVENTION,
+) -> ProfileReport:
+    """Count MACs with fvcore and parameters of ``model`` for one input of ``input_shape`` (NCHW, or
+    ``(N, z_dim)`` for a latent-input generator).
 
-    Generators check the spatial size against their I/O constraints first (one-line error).
+    ``convention``: ``fvcore`` (ConvTranspose over input positions) or ``output`` (every convolution
+    over output positions, the papers' count); see :data:`CONVENTIONS`. The report records it.
+    Generators check the input against their I/O constraints first (one-line error).
     The model is traced in eval mode (BatchNorm statistics are not touched) and its mode restored.
     """
     input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 4:
-        raise PocketganError(f"input shape must be N,C,H,W; got {input_shape}")
-    check_size = getattr(model, "check_input_size", None)
-    if callable(check_size):
-        check_size(input_shape[2], input_shape[3])
+    check_input_shape(model, input_shape)
+    rule = convention if isinstance(convention, CountingConvention) else counting_convention(convention)
     fvcore_nn = require("fvcore.nn", "train", "counting MACs")
     example = torch.zeros(input_shape, device=model_device(model))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), _quiet_fvcore():
-            analysis = fvcore_nn.FlopCountAnalysis(model, example)
+            analysis = fvcore_nn.FlopCountAnalysis(model, example).set_op_handle(**rule.handles)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")
@@ -111,7 +174,23 @@ def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, DEFAUL
         by_module=by_module,
         by_operator={op: int(n) for op, n in per_operator.items() if n},
         module_types={name: kinds[name] for name in by_module},
+        counter=rule.counter,
+        convention=rule.summary,
     )
+
+
+def check_input_shape(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """One line unless ``input_shape`` fits ``model``: ``(N, z_dim)`` for a latent-input generator, else NCHW."""
+    io = getattr(model, "io", None)
+    if io is not None and io.is_latent:
+        if input_shape[1:] != (io.z_dim,):
+            raise PocketganError(f"{model.arch} takes a latent of shape (N, {io.z_dim}); got {input_shape}")
+        return
+    if len(input_shape) != 4:
+        raise PocketganError(f"input shape must be N,C,H,W; got {input_shape}")
+    check_size = getattr(model, "check_input_size", None)
+    if callable(check_size):
+        check_size(input_shape[2], input_shape[3])
 
 
 def own_macs(model: nn.Module, per_module: dict[str, int]) -> dict[str, int]:

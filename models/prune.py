@@ -22,6 +22,7 @@ energy ``mean(G(x)**2)`` on a fixed batch of random inputs in [-1, 1] (or on
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -225,7 +226,9 @@ class ChannelPruner:
         self, model: nn.Module, ratio: float, layer_ratios: Mapping[str, float] | None = None
     ) -> tuple[Any, dict[int, str]]:
         modules = dict(model.named_modules())
-        with torch.enable_grad():  # the dependency graph is traced through autograd
+        with torch.enable_grad(), warnings.catch_warnings():  # the dependency graph is traced through autograd
+            # per-channel parameters outside layers (StyleGAN2's biases) are pruned on their channel dim
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             pruner = self.tp.pruner.MetaPruner(
                 model,
                 self.example,
@@ -244,8 +247,11 @@ class ChannelPruner:
         if inputs is None:
             generator = torch.Generator().manual_seed(self.seed)
             size = valid_size(self.base, TAYLOR_SIZE)
-            shape = (TAYLOR_BATCH, self.base.io.input_channels, size, size)
-            inputs = torch.rand(shape, generator=generator) * 2 - 1
+            shape = self.base.io.input_shape(TAYLOR_BATCH, (size, size))
+            if self.base.io.is_latent:  # latents are standard normal, images uniform in [-1, 1]
+                inputs = torch.randn(shape, generator=generator)
+            else:
+                inputs = torch.rand(shape, generator=generator) * 2 - 1
         work = copy.deepcopy(self.base)
         with torch.enable_grad():  # callers may be inside no_grad (e.g. a distillation loop)
             work(inputs.to(model_device(work))).pow(2).mean().backward()
@@ -281,7 +287,7 @@ def prune_model(
     """
     model = as_generator(model, "prune_model")
     check_one_goal(ratio, target_rate, target_macs)
-    input_shape = (1, model.io.input_channels, *input_size)
+    input_shape = model.io.input_shape(1, input_size)
     before = profile_model(model, input_shape)
     budget = macs_budget(before.macs, target_rate, target_macs)
     pruner = ChannelPruner(

@@ -42,6 +42,8 @@ def mac_counter(model: Generator, before: ProfileReport) -> Callable[[nn.Module]
     trace size and scaled, which is much faster. Otherwise every copy is counted at full size.
     """
     small = tuple(small_input(model).shape)
+    if len(small) != 4:  # a latent input: no smaller size to count at
+        return lambda pruned: profile_model(pruned, before.input_shape).macs
     full_area = before.input_shape[2] * before.input_shape[3]
     small_area = small[2] * small[3]
     if small_area < full_area and profile_model(model, small).macs * full_area == before.macs * small_area:

@@ -21,11 +21,15 @@ _FACTORY_NAME = _MODULE_NAME  # a function or class, or an attribute path such a
 
 #: Generator factories ``fn(widths=None, **config) -> Generator``; plugins: entry-point group ``pocketgan.generators``.
 GENERATORS: Registry[Callable[..., Any]] = Registry(
-    "generator", group="pocketgan.generators", builtin_modules=("pocketgan.models.resnet", "pocketgan.models.unet")
+    "generator",
+    group="pocketgan.generators",
+    builtin_modules=("pocketgan.models.resnet", "pocketgan.models.unet", "pocketgan.models.stylegan2"),
 )
 #: Discriminator factories ``fn(**config) -> nn.Module``.
 DISCRIMINATORS: Registry[Callable[..., Any]] = Registry(
-    "discriminator", group="pocketgan.discriminators", builtin_modules=("pocketgan.models.patchgan",)
+    "discriminator",
+    group="pocketgan.discriminators",
+    builtin_modules=("pocketgan.models.patchgan", "pocketgan.models.stylegan2"),
 )
 
 

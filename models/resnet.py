@@ -4,7 +4,8 @@ Module names and parameter shapes match junyanz/pytorch-CycleGAN-and-pix2pix
 ``ResnetGenerator`` (``block="plain"``) and mit-han-lab/gan-compression
 ``MobileResnetGenerator`` (``block="separable"``), so their published state dicts load as is.
 Every conv width can be overridden (``widths``), which is how pruned models rebuild;
-``upsample=resize`` swaps the two transposed convs for resize-convs (no checkerboard).
+``upsample=resize`` swaps the two transposed convs for resize-convs (no checkerboard), and
+``output=residual`` makes the image ``clip(input + last conv, -1, 1)`` instead of ``tanh(last conv)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from torch import Tensor, nn
 
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import IOSpec
-from pocketgan.models.base import FeatureTap, Generator, WidthTable, norm_layer
+from pocketgan.models.base import (
+    FeatureTap,
+    Generator,
+    WidthTable,
+    apply_output_head,
+    check_output_head,
+    norm_layer,
+    output_activation,
+)
 from pocketgan.models.registry import register_generator
 from pocketgan.models.upsample import check_upsample, upsampling_conv
 
@@ -72,6 +81,7 @@ class ResnetGenerator(Generator):
         norm: str = "instance",
         dropout: float = 0.0,
         upsample: str = "deconv",
+        output: str = "tanh",
         widths: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
@@ -80,6 +90,8 @@ class ResnetGenerator(Generator):
         if block not in ("plain", "separable"):
             raise PocketganError(f"{arch}: block must be plain or separable")
         check_upsample(arch, upsample)
+        check_output_head(arch, output, input_nc, output_nc)
+        self.output = output
         dropout = float(0.5 if dropout is True else dropout or 0.0)
         self.arch = arch
         self.config = dict(
@@ -87,6 +99,8 @@ class ResnetGenerator(Generator):
         )
         if upsample != "deconv":  # the default stays out of the recorded config (older manifests)
             self.config["upsample"] = upsample
+        if output != "tanh":
+            self.config["output"] = output
         self.io = IOSpec(input_channels=input_nc, output_channels=output_nc, size_multiple=4)
         w = WidthTable(widths)
         bias = norm == "instance"
@@ -107,7 +121,7 @@ class ResnetGenerator(Generator):
         layers += [upsampling_conv(upsample, trunk, up1, kernel=3, bias=bias), norm_layer(norm, up1), nn.ReLU()]
         up2 = w(f"model.{len(layers)}", ngf)
         layers += [upsampling_conv(upsample, up1, up2, kernel=3, bias=bias), norm_layer(norm, up2), nn.ReLU()]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(up2, output_nc, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(up2, output_nc, 7), output_activation(output)]
         self.model = nn.Sequential(*layers)
         self._record_fixed_widths(w)
         w.check_all_used(arch)
@@ -120,7 +134,7 @@ class ResnetGenerator(Generator):
                 w.used.add(name)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        return apply_output_head(self.output, x, self.model(x))
 
     def feature_taps(self) -> list[FeatureTap]:
         """The trunk's entry and the ends of its thirds (GAN Compression's ``model.9/12/15/18`` for 9 blocks)."""

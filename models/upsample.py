@@ -18,10 +18,10 @@ UPSAMPLING = ("deconv", "resize")
 
 
 class ResizeConv2d(nn.Conv2d):
-    """Nearest 2× upsampling, then a 3×3 stride-1 conv with zero padding 1."""
+    """Nearest 2× upsampling, then a 3×3 stride-1 conv with zero padding 1 (``groups``: depthwise)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, 3, padding=1, bias=bias)
+    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True, groups: int = 1) -> None:
+        super().__init__(in_channels, out_channels, 3, padding=1, bias=bias, groups=groups)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -33,10 +33,33 @@ def check_upsample(arch: str, upsample: str) -> None:
         raise PocketganError(f"{arch}: upsample must be one of {', '.join(UPSAMPLING)}; got {upsample!r}")
 
 
-def upsampling_conv(upsample: str, in_channels: int, out_channels: int, *, kernel: int, bias: bool) -> nn.Module:
+def upsampling_conv(
+    upsample: str, in_channels: int, out_channels: int, *, kernel: int, bias: bool, groups: int = 1
+) -> nn.Module:
     """A 2× upsampling conv: ``ConvTranspose2d(kernel, stride 2)`` (``deconv``) or :class:`ResizeConv2d`."""
     if upsample == "resize":
-        return ResizeConv2d(in_channels, out_channels, bias=bias)
+        return ResizeConv2d(in_channels, out_channels, bias=bias, groups=groups)
     padding, output_padding = (1, 0) if kernel == 4 else (1, 1)
     return nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=2, padding=padding,
-                              output_padding=output_padding, bias=bias)  # fmt: skip
+                              output_padding=output_padding, bias=bias, groups=groups)  # fmt: skip
+
+
+def separable_upsampling_conv(upsample: str, in_channels: int, out_channels: int, *, kernel: int,
+                              bias: bool) -> nn.Sequential:  # fmt: skip
+    """A 1×1 conv to ``out_channels`` at the low resolution, then a depthwise 2× upsampling conv.
+
+    Mixing channels before upsampling costs a quarter of mixing them after; the width of the
+    block is the 1×1 conv's (index 0), the depthwise conv follows it.
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        upsampling_conv(upsample, out_channels, out_channels, kernel=kernel, bias=bias, groups=out_channels),
+    )
+
+
+def separable_downsampling_conv(in_channels: int, out_channels: int, *, bias: bool) -> nn.Sequential:
+    """A depthwise 4×4 stride-2 conv, then a 1×1 conv to ``out_channels`` (the block's width, index 1)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, 4, stride=2, padding=1, groups=in_channels, bias=False),
+        nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+    )

@@ -134,29 +134,57 @@ def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
     return write_json_atomic(out_dir / "results.json", results)
 
 
+IMAGE_FIGURES = (("samples", "grid.png"), ("pareto", "pareto.png"))
+"""The figures of an image-to-image run's report: (alt text, file)."""
+LATENT_FIGURES = (("samples: the same latents for every model", "grid.png"),
+                  ("discriminator logits over training", "logits.png"), ("FID over training", "fid_curve.png"),
+                  ("pareto", "pareto.png"))  # fmt: skip
+"""The figures of an unconditional (StyleGAN2) run's report, the papers' panels first."""
+
+
+def measurement_note(results: dict[str, Any]) -> str:
+    """The report's paragraph on how every number was measured (input, MAC convention, latency host, metrics)."""
+    recipe, host, feature = results["recipe"], results.get("host", {}), results.get("feature_network", "?")
+    size = recipe["size"]
+    latency = (f"Latency: onnxruntime {host.get('onnxruntime', '')} on {host.get('cpu', 'this host')}, "
+               f"batch {recipe['bench']['batch']}, {recipe['bench']['threads']} threads. ")  # fmt: skip
+    if results.get("latent"):
+        z_dim = results["latent"]["z_dim"]
+        return (f"Dataset `{results.get('dataset', '?')}` at {size}×{size} px; generators make images from a latent "
+                f"z (1×{z_dim}); MACs counted by fvcore for one z, mapping + synthesis (1 fused multiply-add = 1 MAC; "
+                "the upsampling ConvTranspose over its input positions, so about half the output-position count "
+                "some papers quote: see `pocketgan profile --convention`). " + latency +
+                f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers), "
+                f"{results['latent']['samples']} samples against as many held-out images; PSNR/SSIM (teacher) compare "
+                "each student's image with the teacher's for the same z and noise.")  # fmt: skip
+    return (f"Dataset `{results.get('dataset', '?')}` at {size}×{size} px; "
+            f"MACs counted by fvcore at 1×3×{size}×{size} (1 fused multiply-add = 1 MAC; ConvTranspose over input "
+            "positions). " + latency +
+            f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers); "
+            "PSNR/SSIM against the ground truth (GT) and the teacher.")  # fmt: skip
+
+
 def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], notes: list[str]) -> Path:
-    """``report.md`` with the table, the figures, notes and the commands that reproduce the run."""
-    feature = results.get("feature_network", "?")
-    host = results.get("host", {})
+    """``report.md`` with the table, the figures, notes and the commands that reproduce the run.
+
+    An unconditional run (``results["latent"]``) also gets the training-balance table (discriminator
+    logits, :func:`balance_table`) and the papers' panels (:data:`LATENT_FIGURES`) that were drawn.
+    """
+    latent = bool(results.get("latent"))
+    figures = [(alt, name) for alt, name in (LATENT_FIGURES if latent else IMAGE_FIGURES)
+               if not latent or (out_dir / name).exists()]  # fmt: skip
     parts = [
         f"# pocketgan run: {results['recipe']['name']}",
         "",
-        f"Dataset `{results.get('dataset', '?')}` at {results['recipe']['size']}×{results['recipe']['size']} px; "
-        f"MACs counted by fvcore at 1×3×{results['recipe']['size']}×{results['recipe']['size']} "
-        "(1 fused multiply-add = 1 MAC; ConvTranspose over input positions). "
-        f"Latency: onnxruntime {host.get('onnxruntime', '')} on {host.get('cpu', 'this host')}, "
-        f"batch {results['recipe']['bench']['batch']}, {results['recipe']['bench']['threads']} threads. "
-        f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers); "
-        "PSNR/SSIM against the ground truth (GT) and the teacher.",
+        measurement_note(results),
         "",
         markdown_table(table_rows(results)),
         "",
         *baseline_note(results),
-        "![samples](grid.png)",
-        "",
-        "![pareto](pareto.png)",
-        "",
+        *balance_table(results.get("training") or {}),
     ]
+    for alt, name in figures:
+        parts += [f"![{alt}]({name})", ""]
     if notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     parts += ["## Reproduce", "", "```bash"] + commands + ["```", ""]
@@ -176,3 +204,89 @@ def baseline_note(results: dict[str, Any]) -> list[str]:
 
 def load_results(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / "results.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------- StyleGAN2 panels
+
+LOGIT_SERIES = (
+    ("D_real", "D(real)", "tab:blue", "-"), ("D_fake", "D(fake)", "tab:red", "-"),
+    ("Dt_real", "teacher D(real)", "tab:blue", ":"), ("Dt_fake", "teacher D(fake)", "tab:red", ":"),
+)  # fmt: skip
+"""The logged discriminator logits (``train/metrics.jsonl`` keys) a logits panel draws: key, label, colour, line."""
+TAIL_FRACTION = 0.25
+"""The balance table averages the logits over the last quarter of the logged steps."""
+
+
+def logit_gap(log: list[dict[str, Any]], real: str = "D_real", fake: str = "D_fake") -> float | None:
+    """Mean ``D(real) − D(fake)`` over the last :data:`TAIL_FRACTION` of a training log (``None``: not logged).
+
+    A balanced adversarial game keeps it small; a discriminator that wins separates them and the gap grows."""
+    rows = [r for r in log if r.get(real) is not None and r.get(fake) is not None]
+    if not rows:
+        return None
+    tail = rows[-max(1, int(round(len(rows) * TAIL_FRACTION))):]
+    return float(np.mean([r[real] - r[fake] for r in tail]))
+
+
+def balance_table(training: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: per model with a logit log, the final logit gap of its discriminator and the teacher's."""
+    rows = [(name, logit_gap(t.get("logits") or []), logit_gap(t.get("logits") or [], "Dt_real", "Dt_fake"))
+            for name, t in training.items() if t.get("logits")]  # fmt: skip
+    if not rows:
+        return []
+    cell = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = ["Discriminator logit gap D(real) − D(fake), mean of the last quarter of training "
+             "(smaller: more balanced):", "", "| model | own D | teacher's D |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {cell(own)} | {cell(teacher)} |" for name, own, teacher in rows]
+    return lines + [""]
+
+
+def save_logit_plot(path: Path, logs: dict[str, list[dict[str, Any]]]) -> Path:
+    """One panel per model: its discriminator's (and the teacher discriminator's) logits on real and fake by step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name, log in logs.items() if log]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.0), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        for key, label, colour, style in LOGIT_SERIES:
+            points = [(r["step"], r[key]) for r in logs[name] if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), color=colour, linestyle=style, linewidth=1.2, label=label)
+        ax.axhline(0.0, color="gray", linewidth=0.6)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("mean logit")
+    labelled: dict[str, Any] = {}  # one legend for the figure: panels without a teacher D lack its series
+    for ax in axes[0]:
+        for line, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, line)
+    fig.legend(list(labelled.values()), list(labelled), loc="upper center", ncol=len(labelled), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    _save_figure(fig, path)
+    return path
+
+
+def save_curve_plot(path: Path, curves: dict[str, list[dict[str, Any]]], key: str, label: str) -> Path:
+    """``key`` (e.g. FID) against the training step, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, curve in curves.items():
+        points = [(r["step"], r[key]) for r in curve if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", markersize=3, linewidth=1.2, label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(label)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return path

@@ -34,10 +34,13 @@ class TorchRunner(Runner):
         self.device = device
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one NCHW float32 batch eagerly; copying the output to the host waits for the device."""
+        """Run one float32 batch (NCHW images, or latents ``z`` with the I/O spec's truncation) eagerly;
+        copying the output to the host waits for the device."""
         with self.torch.inference_mode():
             x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-            return self.model(x).float().cpu().numpy()
+            psi = self.info.io.truncation
+            out = self.model(x, truncation=psi) if self.info.io.is_latent and psi != 1.0 else self.model(x)
+            return out.float().cpu().numpy()
 
 
 @register_backend("torch")
@@ -70,7 +73,8 @@ def load_torch(
     info = RunnerInfo(
         name=str(artifact),
         backend="torch",
-        inputs=[TensorInfo("input", ["batch", io.input_channels, *size])],
+        inputs=[TensorInfo("z", ["batch", int(io.z_dim or 0)]) if io.is_latent  # StyleGAN2: forward(z)
+                else TensorInfo("input", ["batch", io.input_channels, *size])],
         outputs=[TensorInfo("output", ["batch", io.output_channels, *size])],
         providers=[f"torch-eager:{device}"],
         io=io,

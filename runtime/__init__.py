@@ -1,4 +1,4 @@
-"""The torch-free runtime: load exported generators, run them, translate images, benchmark them.
+"""The torch-free runtime: load exported generators, run them, translate images or generate them, benchmark them.
 
 It depends on numpy, onnxruntime, OpenCV and rich/typer only (``pip install 'pocketgan[runtime]'``),
 never on torch or the training stages, so it runs on a Jetson or a bench host as is::
@@ -7,6 +7,7 @@ never on torch or the training stages, so it runs on a Jetson or a bench host as
 
     runner = runtime.load("out/model.onnx", threads=4)   # ONNX Runtime, best provider available
     fake = runner.translate(photo_uint8_hwc_rgb)
+    faces = runtime.load("sg2/model.onnx").generate(seed=[0, 1])   # a latent-input artifact (StyleGAN2)
     results = runtime.benchmark([runner], runtime.BenchSettings(iterations=100))
 
 Heavy submodules are imported on first attribute access, so ``import pocketgan.runtime`` is cheap.

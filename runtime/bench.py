@@ -20,6 +20,7 @@ import numpy as np
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback, ProgressTask
 from pocketgan.runtime.host import host_info, peak_rss_mb
+from pocketgan.runtime.latent import latent_feeds
 from pocketgan.runtime.runner import Runner
 from pocketgan.runtime.stats import HIGH_CV, LatencyStats
 
@@ -68,6 +69,7 @@ class BenchResult:
     versions: dict[str, str] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    input_kind: str = "image"  # "latent": fresh random z every iteration
 
     @property
     def throughput(self) -> float:
@@ -80,6 +82,7 @@ class BenchResult:
             "backend": self.backend,
             "providers": self.providers,
             "input_shape": self.input_shape,
+            "input_kind": self.input_kind,
             "batch": self.batch,
             "threads": self.threads,
             "iterations": self.latency.count,
@@ -97,11 +100,41 @@ class BenchResult:
 
 
 def make_input(runner: Runner, settings: BenchSettings) -> np.ndarray:
-    """A reproducible random batch in the runner's value range, shaped for ``settings``."""
-    shape = runner.concrete_input_shape(settings.batch, settings.size)
-    low, high = runner.io.value_range
-    rng = np.random.default_rng(settings.seed)
-    return rng.uniform(low, high, size=shape).astype(np.float32)
+    """A reproducible random batch in the runner's value range (standard-normal latents for a latent input),
+    shaped for ``settings``."""
+    return BenchInput(runner, settings).first
+
+
+class BenchInput:
+    """What one runner is fed each iteration: one fixed random image batch, or for a latent-input artifact
+    fresh standard-normal latents (and noise) every iteration, drawn outside the timed call."""
+
+    def __init__(self, runner: Runner, settings: BenchSettings) -> None:
+        self.runner = runner
+        self.shape = runner.concrete_input_shape(settings.batch, settings.size)
+        self.rng = np.random.default_rng(settings.seed)
+        self.latent = runner.io.is_latent
+        if self.latent:
+            self.first = self.rng.standard_normal(self.shape, dtype=np.float32)
+            self._feed(self.first)  # a latent artifact's other inputs are checked before any timing
+        else:
+            low, high = runner.io.value_range
+            self.first = self.rng.uniform(low, high, size=self.shape).astype(np.float32)
+
+    def _feed(self, z: np.ndarray) -> dict[str, np.ndarray]:
+        runner = self.runner
+        return latent_feeds(runner.info.inputs, runner.io, z, [self.rng] * len(z), None, runner.name)
+
+    def time_once(self) -> int:
+        """Nanoseconds for one run (the output is materialized by the backend); new latents are drawn first."""
+        if not self.latent:
+            start = time.perf_counter_ns()
+            self.runner.run(self.first)
+            return time.perf_counter_ns() - start
+        feed = self._feed(self.rng.standard_normal(self.shape, dtype=np.float32))
+        start = time.perf_counter_ns()
+        self.runner.run_feed(feed)
+        return time.perf_counter_ns() - start
 
 
 def benchmark(
@@ -115,7 +148,7 @@ def benchmark(
     """
     if not runners:
         raise PocketganError("nothing to benchmark")
-    inputs = [make_input(r, settings) for r in runners]  # validate every shape before any timing
+    inputs = [BenchInput(r, settings) for r in runners]  # validate every shape before any timing
     what = f"{len(runners)} artifact{'s' if len(runners) > 1 else ''}"
     with ProgressTask(progress, f"warm-up ({what})"):
         warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
@@ -129,7 +162,7 @@ def benchmark(
     ]
 
 
-def _warm_up(runners: Sequence[Runner], inputs: Sequence[np.ndarray], warmup_ms: float) -> list[int]:
+def _warm_up(runners: Sequence[Runner], inputs: Sequence[BenchInput], warmup_ms: float) -> list[int]:
     """Round robin until every runner has run for ``warmup_ms`` (and at least once); returns iteration counts."""
     spent_ns = [0] * len(runners)
     counts = [0] * len(runners)
@@ -139,13 +172,13 @@ def _warm_up(runners: Sequence[Runner], inputs: Sequence[np.ndarray], warmup_ms:
         if not pending:
             return counts
         for i in pending:
-            spent_ns[i] += _time_once(runners[i], inputs[i])
+            spent_ns[i] += inputs[i].time_once()
             counts[i] += 1
 
 
 def _timed_rounds(
     runners: Sequence[Runner],
-    inputs: Sequence[np.ndarray],
+    inputs: Sequence[BenchInput],
     settings: BenchSettings,
     task: ProgressTask,
 ) -> tuple[list[list[float]], float]:
@@ -154,8 +187,8 @@ def _timed_rounds(
     start = time.perf_counter()
     rounds = 0
     while True:
-        for i, runner in enumerate(runners):
-            samples[i].append(_time_once(runner, inputs[i]) / 1e6)
+        for i in range(len(runners)):
+            samples[i].append(inputs[i].time_once() / 1e6)
         rounds += 1
         elapsed = time.perf_counter() - start
         done = min(rounds / settings.iterations, elapsed / settings.duration_s if settings.duration_s else 1.0)
@@ -164,16 +197,9 @@ def _timed_rounds(
             return samples, elapsed
 
 
-def _time_once(runner: Runner, batch: np.ndarray) -> int:
-    """Nanoseconds for one ``runner.run(batch)`` (the output is materialized by the backend)."""
-    start = time.perf_counter_ns()
-    runner.run(batch)
-    return time.perf_counter_ns() - start
-
-
 def _result(
     runner: Runner,
-    batch: np.ndarray,
+    batch: BenchInput,
     settings: BenchSettings,
     warmup_iterations: int,
     elapsed: float,
@@ -204,4 +230,5 @@ def _result(
         versions=dict(runner.info.versions),
         host=host,
         warnings=warnings,
+        input_kind=runner.io.input_kind,
     )

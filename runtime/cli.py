@@ -1,4 +1,4 @@
-"""``pocketgan-bench``: benchmark exported artifacts with ONNX Runtime, no torch needed.
+"""``pocketgan-bench``: benchmark exported artifacts with ONNX Runtime or OpenVINO, no torch needed.
 
 The options are defined once here; ``pocketgan bench`` registers the same command
 (:func:`add_bench_command`) after adding its ``torch`` backend. (No ``from __future__ import
@@ -16,7 +16,8 @@ import typer
 from pocketgan.core.cli import run_app
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.options import parse_size
-from pocketgan.runtime.registry import list_backends
+from pocketgan.runtime.backend_choice import AUTO, fastest_lines, resolve_backends
+from pocketgan.runtime.registry import list_backends, pick_backend
 
 if TYPE_CHECKING:
     from pocketgan.runtime.bench import BenchResult
@@ -57,6 +58,7 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
     ``--backend`` is hidden when only one backend is offered.
     """
     offered = list(backends or list_backends())
+    choices = ", ".join([*offered, AUTO])
 
     @app.command(name=name)
     def bench(
@@ -65,9 +67,9 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
             Optional[list[str]],
             typer.Option(
                 "--backend",
-                help=f"Runtime backend ({', '.join(offered)}; default ort): once for all ARTIFACTs, "
-                "or once per ARTIFACT in order to compare backends interleaved.",
-                hidden=len(offered) < 2,
+                help=f"Runtime backend ({choices}; default: the artifact's own, .onnx/.ort ort, .xml openvino): "
+                "once for all ARTIFACTs, once per ARTIFACT in order, or auto: every installed backend that can "
+                "run each ARTIFACT, interleaved, and which is fastest here.",
                 show_default=False,
             ),
         ] = None,
@@ -81,9 +83,10 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         legacy_json: LegacyJsonOpt = None,
     ) -> None:
         """Measure latency and throughput: warm up, then time iterations round robin across ARTIFACTs."""
+        loads, backends = resolve_backends(artifacts, backend, offered)
         run_bench(
-            artifacts,
-            backends=pair_backends(artifacts, backend or ["ort"], offered),
+            loads,
+            backends=backends,
             threads=threads,
             batch=batch,
             size=parse_size(size) if size is not None else None,
@@ -92,18 +95,6 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
             duration=duration,
             json_path=out or legacy_json,
         )
-
-
-def pair_backends(artifacts: Sequence[str], requested: Sequence[str], offered: Sequence[str]) -> list[str]:
-    """One backend per artifact: a single ``--backend`` applies to all, else one each in order."""
-    unknown = [b for b in requested if b not in offered]
-    if unknown:
-        raise PocketganError(f"unknown backend {unknown[0]!r}; choose from {', '.join(offered)}")
-    if len(requested) == 1:
-        return list(requested) * len(artifacts)
-    if len(requested) != len(artifacts):
-        raise PocketganError(f"give --backend once, or once per artifact ({len(artifacts)}); got {len(requested)}")
-    return list(requested)
 
 
 def run_bench(
@@ -131,11 +122,13 @@ def run_bench(
     settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration)
     if json_path is not None and Path(json_path).is_dir():
         raise PocketganError(f"-o/--out {json_path} is a directory; give a file name")
-    backends = list(backends or ["ort"] * len(artifacts))
+    backends = list(backends or [pick_backend(a) for a in artifacts])
     runners = [load(a, backend=b, threads=threads) for a, b in zip(artifacts, backends, strict=True)]
     with RichProgress(err_console) as bar:
         results = benchmark(runners, settings, progress=bar)
     print_results(results, console, err_console)
+    for line in fastest_lines(results):
+        console.print(line, soft_wrap=True, markup=False)
     if json_path is not None:
         written = write_results_json(results, json_path)
         console.print(f"wrote {written}", soft_wrap=True, markup=False)
@@ -144,12 +137,12 @@ def run_bench(
 
 app = typer.Typer(
     name="pocketgan-bench",
-    help="Benchmark exported generators with ONNX Runtime (no torch needed).",
+    help="Benchmark exported generators with ONNX Runtime or OpenVINO (no torch needed).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-add_bench_command(app, name=None, backends=["ort"])
+add_bench_command(app, name=None)
 
 
 def main(argv: list[str] | None = None) -> int:

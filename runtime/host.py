@@ -13,7 +13,7 @@ from typing import Any
 from pocketgan.core.hostinfo import host_isa
 
 #: Packages whose versions are recorded when installed (looked up by distribution name, never imported).
-RECORDED_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "pocketgan")
+RECORDED_PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "pocketgan")
 _CPUINFO_KEYS = ("model name", "Model", "Hardware", "cpu model", "Processor")
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pocketgan.core.errors import PocketganError
+from pocketgan.core.errors import PocketganError, first_line
 from pocketgan.core.optional import require
-from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
-from pocketgan.core.fsio import sha256_file
+from pocketgan.core.contract import IOSpec, TensorInfo
+from pocketgan.runtime.artifact_meta import describe_artifact, read_sidecar
 from pocketgan.runtime.registry import register_backend
 from pocketgan.runtime.runner import Runner, RunnerInfo
 
@@ -32,6 +32,7 @@ PROVIDER_ALIASES = {
 }
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 ONNX_FILE = "model.onnx"
+ORT_FILE = "model.ort"  # ONNX Runtime's mobile format: loaded by the same session
 
 
 def choose_providers(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
@@ -48,10 +49,11 @@ def choose_providers(available: Sequence[str], requested: Sequence[str] | None =
 
 
 def resolve_onnx_path(artifact: str | os.PathLike[str]) -> Path:
-    """``artifact`` itself, or ``artifact/model.onnx`` for an export directory; one-line error if absent."""
+    """``artifact`` itself, or ``artifact/model.onnx`` (else ``model.ort``) for an export directory; one-line
+    error if absent."""
     path = Path(artifact)
     if path.is_dir():
-        path = path / ONNX_FILE
+        path = path / ONNX_FILE if (path / ONNX_FILE).is_file() or not (path / ORT_FILE).is_file() else path / ORT_FILE
     if not path.is_file():
         raise PocketganError(f"{artifact}: no such ONNX file")
     return path
@@ -63,19 +65,26 @@ class OrtRunner(Runner):
     def __init__(self, session: Any, info: RunnerInfo) -> None:
         super().__init__(info)
         self.session = session
-        self._input_dtype = _ORT_DTYPES.get(session.get_inputs()[0].type)
-        if self._input_dtype is None:
-            raise PocketganError(f"{info.name}: unsupported input type {session.get_inputs()[0].type}")
+        self._input_types = {arg.name: _ORT_DTYPES.get(arg.type) for arg in session.get_inputs()}
+        unsupported = [arg.type for arg in session.get_inputs() if self._input_types[arg.name] is None]
+        if unsupported:
+            raise PocketganError(f"{info.name}: unsupported input type {unsupported[0]}")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one NCHW batch (cast to the session's input type) and return the first output as float32."""
-        feed = {self.input_name: np.ascontiguousarray(batch, dtype=self._input_dtype)}
+        """Run one batch of the first input (cast to the session's input type); the first output as float32."""
+        return self.run_feed({self.input_name: batch})
+
+    def run_feed(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Run with a value for every input by name (each cast to the session's type); the first output as float32."""
+        missing = [name for name in self._input_types if name not in feed]
+        if missing:
+            raise PocketganError(f"{self.name}: no value for input {', '.join(missing)}")
+        cast = {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self._input_types.items()}
         try:
-            out = self.session.run([self.output_name], feed)[0]
+            out = self.session.run([self.output_name], cast)[0]
         except Exception as exc:  # onnxruntime raises its own types for shape/type mismatches
-            raise PocketganError(
-                f"{self.name}: onnxruntime failed on input {tuple(batch.shape)}: {_first_line(exc)}"
-            ) from None
+            shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in cast.items())
+            raise PocketganError(f"{self.name}: onnxruntime failed on input {shapes}: {first_line(exc)}") from None
         return np.asarray(out, dtype=np.float32)
 
 
@@ -86,10 +95,13 @@ def load_ort(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
 ) -> OrtRunner:
-    """Open an ONNX file (or an export directory holding ``model.onnx``) with onnxruntime."""
+    """Open an ONNX or ``.ort`` file (or an export directory holding one) with onnxruntime.
+
+    The I/O spec is the one embedded in the file, else the sidecar's (:mod:`pocketgan.runtime.artifact_meta`).
+    """
     ort = require("onnxruntime", "runtime", "running ONNX models")
     path = resolve_onnx_path(artifact)
-    manifest = ArtifactManifest.for_artifact(path)
+    sidecar = read_sidecar(path)
     chosen = choose_providers(ort.get_available_providers(), providers)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: failures become one PocketganError line
@@ -101,18 +113,20 @@ def load_ort(
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:  # truncated, corrupt or not an ONNX model at all
-        raise PocketganError(f"{path}: cannot load ONNX model ({_first_line(exc)})") from None
+        raise PocketganError(f"{path}: cannot load ONNX model ({first_line(exc)})") from None
+    described = describe_artifact(path, session.get_modelmeta().custom_metadata_map, sidecar)
+    manifest = described.manifest
     info = RunnerInfo(
         name=str(artifact),
         backend="ort",
-        inputs=_tensor_infos(session.get_inputs(), manifest.inputs if manifest else []),
-        outputs=_tensor_infos(session.get_outputs(), manifest.outputs if manifest else []),
+        inputs=_tensor_infos(session.get_inputs(), described.inputs),
+        outputs=_tensor_infos(session.get_outputs(), described.outputs),
         providers=list(session.get_providers()),
-        io=manifest.io if manifest else _default_io(session),
+        io=described.io or _default_io(session),
         manifest=manifest,
         threads=threads,
         versions={"onnxruntime": ort.__version__, "numpy": np.__version__},
-        warnings=_sidecar_warnings(path, manifest),
+        warnings=described.warnings,
     )
     return OrtRunner(session, info)
 
@@ -137,7 +151,13 @@ def _tensor_infos(args: Sequence[Any], declared: Sequence[TensorInfo]) -> list[T
 
 
 def _default_io(session: Any) -> IOSpec:
-    """Without a sidecar: the pocketgan convention ([-1, 1]) and no size constraint beyond the graph's."""
+    """Without a sidecar: the pocketgan convention ([-1, 1]) and no size constraint beyond the graph's;
+    a 2-D first input ``[batch, z_dim]`` is a latent (ψ and noise as exported, unknown here: 1 and const)."""
+    first = session.get_inputs()[0].shape
+    if len(first) == 2 and isinstance(first[1], int) and first[1] > 0:
+        out = session.get_outputs()[0].shape
+        size = tuple(out[2:]) if len(out) == 4 and all(isinstance(d, int) and d > 0 for d in out[2:]) else None
+        return IOSpec.latent(first[1], size, output_channels=_channels(session.get_outputs()))
     return IOSpec(
         input_channels=_channels(session.get_inputs()),
         output_channels=_channels(session.get_outputs()),
@@ -148,16 +168,3 @@ def _default_io(session: Any) -> IOSpec:
 def _channels(args: Sequence[Any]) -> int:
     shape = args[0].shape if args else []
     return shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
-
-
-def _sidecar_warnings(path: Path, manifest: ArtifactManifest | None) -> list[str]:
-    if manifest is None:
-        return [f"{path}: no sidecar {path.name}.json; assuming values in [-1, 1]"]
-    if manifest.sha256 and manifest.sha256 != sha256_file(path):
-        return [f"{path}: sidecar sha256 does not match the file; it may describe another export"]
-    return []
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,15 +1,19 @@
 """The registry of runtime backends: ``register_backend("ort")``, ``list_backends()``, ``load(...)``.
 
-A backend is a factory ``fn(artifact, *, threads, providers) -> Runner``. The ONNX Runtime
-backend (``ort``) is built in; other levels of pocketgan add their own (``pocketgan.torch_backend``
-registers ``torch``), the runtime itself never imports them. A backend can also be announced by
+A backend is a factory ``fn(artifact, *, threads, providers) -> Runner``. ONNX Runtime (``ort``)
+and OpenVINO (``openvino``, with ``pocketgan[openvino]``) are built in; other levels of pocketgan
+add their own (``pocketgan.torch_backend`` registers ``torch``), the runtime never imports them.
+:func:`pick_backend` chooses one from the artifact, :func:`backends_for` lists all that can run it. A backend can also be announced by
 module (:func:`register_backend_module`) so that it is imported only when first loaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pocketgan.core.errors import PocketganError
@@ -24,6 +28,19 @@ BackendFactory = Callable[..., "Runner"]
 #: ``pocketgan.backends``. Built-in ones are announced by module and imported on first use.
 BACKENDS: Registry[BackendFactory] = Registry("backend", group="pocketgan.backends")
 BACKENDS.announce("ort", "pocketgan.runtime.ort_backend")
+BACKENDS.announce("openvino", "pocketgan.runtime.openvino_backend")
+BACKENDS.announce("tensorrt", "pocketgan.runtime.tensorrt_backend")
+BACKENDS.announce("coreml", "pocketgan.runtime.coreml_backend")
+
+#: What each built-in backend loads (artifact suffixes) and the package it needs. The first backend
+#: listing a suffix is the one chosen for it (the formats table's backend: pocketgan.export.formats).
+BACKEND_SUFFIXES = {"ort": (".onnx", ".ort"), "openvino": (".xml", ".onnx"), "tensorrt": (".engine",),
+                   "coreml": (".mlpackage",)}
+BACKEND_PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "coreml": "coremltools"}
+#: Backends that run on one platform only (CoreML prediction needs macOS).
+BACKEND_PLATFORMS = {"coreml": "darwin"}
+#: The artifact files an export directory may hold, in the order one is picked.
+EXPORT_FILES = ("model.onnx", "model.xml", "model.ort", "model.engine", "model.mlpackage")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
@@ -56,3 +73,34 @@ def load(
     if threads is not None and threads < 1:
         raise PocketganError(f"threads must be >= 1, got {threads}")
     return factory(artifact, threads=threads, providers=list(providers) if providers else None)
+
+
+def artifact_file(artifact: str | os.PathLike[str]) -> Path:
+    """``artifact``, or for an export directory the first of :data:`EXPORT_FILES` it holds."""
+    path = Path(artifact)
+    if path.is_dir():
+        return next((path / name for name in EXPORT_FILES if (path / name).is_file()), path)
+    return path
+
+
+def pick_backend(artifact: str | os.PathLike[str]) -> str:
+    """The backend that loads ``artifact`` by default (by its suffix; ``ort`` when none claims it)."""
+    suffix = artifact_file(artifact).suffix.lower()
+    return next((name for name, suffixes in BACKEND_SUFFIXES.items() if suffix in suffixes), "ort")
+
+
+def backends_for(artifact: str | os.PathLike[str]) -> list[str]:
+    """Every installed backend that can load ``artifact`` (the default one first)."""
+    suffix = artifact_file(artifact).suffix.lower()
+    able = [name for name, suffixes in BACKEND_SUFFIXES.items() if suffix in suffixes and backend_installed(name)]
+    default = pick_backend(artifact)
+    return sorted(able, key=lambda name: name != default)
+
+
+def backend_installed(name: str) -> bool:
+    """Whether the package backend ``name`` needs is importable here (looked up, not imported)."""
+    platform = BACKEND_PLATFORMS.get(name)
+    if platform is not None and sys.platform != platform:
+        return False
+    package = BACKEND_PACKAGES.get(name)
+    return package is None or importlib.util.find_spec(package) is not None

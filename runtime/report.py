@@ -34,7 +34,7 @@ def _ms(field: str) -> Callable[[BenchResult, float], str]:
 _ROWS: list[tuple[str, Callable[[BenchResult, float], str]]] = [
     ("backend", lambda r, _: r.backend),
     ("providers", lambda r, _: ", ".join(p.removesuffix(_PROVIDER_SUFFIX) for p in r.providers)),
-    ("input", lambda r, _: "x".join(str(d) for d in r.input_shape)),
+    ("input", lambda r, _: "x".join(str(d) for d in r.input_shape) + (" z (random)" * (r.input_kind == "latent"))),
     ("threads", lambda r, _: str(r.threads) if r.threads else "default"),
     ("iterations", lambda r, _: f"{r.latency.count} (+{r.warmup_iterations} warm-up)"),
     *((f"{name} ms", _ms(f"{name}_ms")) for name in ("min", "mean", "p50", "p90", "p95", "p99", "max", "std")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
 from pocketgan.core.errors import PocketganError
 from pocketgan.imaging import prepare
-from pocketgan.runtime import pixels
+from pocketgan.runtime import latent, pixels
 
 
 @dataclass
@@ -30,13 +31,16 @@ class RunnerInfo:
 
 
 class Runner(ABC):
-    """A generator ready to run: ``run(NCHW float32) -> NCHW float32`` and ``translate(uint8 image)``.
+    """A generator ready to run: ``run(float32 batch) -> NCHW float32``, and ``translate(uint8 image)`` for an
+    image-to-image artifact or ``generate(seed=...)`` for a latent-input one (StyleGAN2).
 
-    Subclasses implement :meth:`run`; everything else derives from :attr:`info`.
+    Subclasses implement :meth:`run` (and :meth:`run_feed` if they take several inputs); everything else
+    derives from :attr:`info`.
     """
 
     def __init__(self, info: RunnerInfo) -> None:
-        if len(info.inputs) != 1 or not info.outputs:
+        several = len(info.inputs) > 1 and not info.io.is_latent  # a latent artifact may take ψ and noise too
+        if not info.inputs or several or not info.outputs:
             raise PocketganError(
                 f"{info.name}: expected a generator with one input and an output, "
                 f"got {len(info.inputs)} inputs and {len(info.outputs)} outputs"
@@ -45,7 +49,14 @@ class Runner(ABC):
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one NCHW float32 batch and return the first output as float32 NCHW."""
+        """Run one float32 batch of the first input (NCHW images, or ``(N, z_dim)`` latents) and return the
+        first output as float32 NCHW."""
+
+    def run_feed(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Run with a value for every input by name (a latent artifact's ``z``, ``truncation``, ``noise_*``)."""
+        if len(self.info.inputs) != 1:
+            raise PocketganError(f"{self.name}: the {self.backend} backend cannot feed several inputs")
+        return self.run(feed[self.input_name])
 
     # -- signature ---------------------------------------------------------------------------
     @property
@@ -82,12 +93,15 @@ class Runner(ABC):
     def io(self) -> IOSpec:
         return self.info.io
 
-    def concrete_input_shape(self, batch: int = 1, size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-        """The NCHW shape to feed: static dims kept, ``batch``/``size`` fill the dynamic ones.
+    def concrete_input_shape(self, batch: int = 1, size: tuple[int, int] | None = None) -> tuple[int, ...]:
+        """The shape to feed the first input: NCHW with static dims kept and ``batch``/``size`` filling the
+        dynamic ones, or ``(batch, z_dim)`` for a latent input (``size``, if given, must be the output's).
 
         Raises a one-line error when ``size`` is needed but missing, or conflicts with a static shape.
         """
         shape = self.input_shape
+        if self.io.is_latent:
+            return self._latent_input_shape(batch, size)
         if len(shape) != 4:
             raise PocketganError(f"{self.name}: expected an NCHW input, got shape {shape}")
         n, c, h, w = shape
@@ -115,7 +129,52 @@ class Runner(ABC):
             )
         return batch, channels, height, width
 
+    def _latent_input_shape(self, batch: int, size: tuple[int, int] | None) -> tuple[int, int]:
+        n = self.input_shape[0]
+        if isinstance(n, int) and n != batch:
+            raise PocketganError(
+                f"{self.name} has a fixed batch of {n}; --batch {batch} needs an artifact exported with a dynamic batch"
+            )
+        made = self.output_shape[2:]
+        if size is not None and all(isinstance(d, int) for d in made) and tuple(size) != tuple(made):
+            raise PocketganError(
+                f"{self.name} makes {made[0]}x{made[1]} images from a latent; --size {size[0]}x{size[1]} does not fit"
+            )
+        return batch, int(self.io.z_dim or 0)
+
     # -- images ------------------------------------------------------------------------------
+    def generate(
+        self,
+        seed: int | Sequence[int] | None = None,
+        *,
+        z: np.ndarray | None = None,
+        truncation: float | None = None,
+        noise_seed: int = 0,
+    ) -> np.ndarray:
+        """Images from a latent-input artifact (StyleGAN2) as uint8 ``N×H×W×C`` RGB, mapped by the I/O spec.
+
+        Give ``seed`` (one int or a list: one image per seed, ``z = default_rng(seed).standard_normal(z_dim)``)
+        or ``z`` (``(N, z_dim)`` or ``(z_dim,)``). ``truncation`` sets ψ when the artifact takes it as an input
+        (else it must be the value baked in at export). Noise inputs, if the artifact has them, are drawn from
+        each seed's generator after ``z`` (with ``z``: from ``default_rng(noise_seed)``).
+        """
+        if not self.io.is_latent:
+            raise PocketganError(f"{self.name} translates images; generate() needs a latent-input artifact (StyleGAN2)")
+        if (seed is None) == (z is None):
+            raise PocketganError("generate: give seed=... or z=..., exactly one")
+        z_dim = int(self.io.z_dim or 0)
+        if z is None:
+            z, rngs = latent.seed_latents(seed, z_dim)  # type: ignore[arg-type]
+        else:
+            z = latent.check_latents(z, z_dim, self.name)
+            rngs = [np.random.default_rng(noise_seed)] * len(z)
+        feed = latent.latent_feeds(self.info.inputs, self.io, z, rngs, truncation, self.name)
+        n = self.input_shape[0]
+        batched = [key for key in feed if key != latent.TRUNCATION_INPUT]
+        chunks = latent.split_feed(feed, batched, n if isinstance(n, int) else len(z))
+        images = np.concatenate([self.run_feed(chunk) for chunk in chunks])[: len(z)]
+        return np.stack([pixels.to_image(image, self.io) for image in images])
+
     def translate(self, image: np.ndarray) -> np.ndarray:
         """Translate one uint8 ``H×W×C`` RGB image and return a uint8 RGB image of the same height and width.
 
@@ -124,6 +183,8 @@ class Runner(ABC):
         the resize and normalization of training and calibration), run, mapped back to pixels and
         resized back with the same interpolation.
         """
+        if self.io.is_latent:
+            raise PocketganError(f"{self.name} takes a latent, not an image; use generate(seed=...)")
         image = pixels.check_image(image, self.io.input_channels)
         height, width = image.shape[:2]
         n, _, h, w = self.input_shape

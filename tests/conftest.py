@@ -128,6 +128,15 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture(scope="module")
+def tiny_student():
+    """A seeded ``mobile-resnet:ngf=4`` (a :class:`~pocketgan.models.LoadedModel`), one per test module."""
+    from pocketgan.models import load_model
+
+    torch.manual_seed(0)
+    return load_model("mobile-resnet:ngf=4")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tiny networks run fastest on one thread, and each pytest-xdist worker gets its own core."""

@@ -41,7 +41,7 @@ def one_line_error(cli, tmp_path, *args):
         (["teacher.stpes=3"], "unknown recipe key teacher.stpes (did you mean steps?)"),
         (["students.1.optoins={ndf: 8}"], "unknown recipe key students.1.optoins (did you mean options?)"),
         (["bench.warmup=0"], "unknown recipe key bench.warmup (did you mean warmup_ms?)"),
-        (["prune={student: kd-ngf8, ratio: 0.5, importanse: l2}"],
+        (["prune={student: kd-sep24, ratio: 0.5, importanse: l2}"],
          "unknown recipe key prune.importanse (did you mean importance?)"),
         (["nosection.key=1"], "unknown recipe key nosection; the recipe takes name, seed, size, data"),
     ],
@@ -64,14 +64,14 @@ def test_unknown_keys_in_a_recipe_file_are_refused_too(cli, cache, tmp_path):
 def test_values_are_coerced_to_their_fields_types_once():
     assert yaml.safe_load("2e-4") == "2e-4"  # YAML 1.1 reads an exponent without a dot as a string
     config = load_config(None, ["teacher.lr=2e-4", "teacher.steps=1e3", "bench.warmup_ms=100", "name=123",
-                                "prune={student: kd-ngf8, target_macs: 800M}", "bench.threads=null",
+                                "prune={student: kd-sep24, target_macs: 800M}", "bench.threads=null",
                                 "students.0.lr=1"])  # fmt: skip
     assert config.teacher.lr == 0.0002 and type(config.teacher.lr) is float
     assert config.teacher.steps == 1000 and type(config.teacher.steps) is int
     assert config.bench.warmup_ms == 100.0 and type(config.bench.warmup_ms) is float
     assert config.students[0].lr == 1.0 and type(config.students[0].lr) is float
     assert config.name == "123"
-    assert config.prune == PruneConfig(student="kd-ngf8", target_macs=800_000_000)
+    assert config.prune == PruneConfig(student="kd-sep24", target_macs=800_000_000)
     assert config.bench.threads is None
 
 
@@ -92,8 +92,8 @@ def test_values_are_coerced_to_their_fields_types_once():
         (["students.0.name=teacher"], "students.0.name 'teacher' is taken"),
         (["students.5.steps=1"], "no list item 5"),
         (["prune={student: nobody, ratio: 0.5}"], "prune.student must name one of the students"),
-        (["prune={student: kd-ngf8}"], "prune needs exactly one of ratio, target_rate, target_macs"),
-        (["prune={student: kd-ngf8, ratio: 1.5}"], "prune.ratio must be a number < 1; got 1.5"),
+        (["prune={student: kd-sep24}"], "prune needs exactly one of ratio, target_rate, target_macs"),
+        (["prune={student: kd-sep24, ratio: 1.5}"], "prune.ratio must be a number < 1; got 1.5"),
         (["missing.yaml"], "no such recipe file"),
         (["a.yaml", "b.yaml"], "at most one recipe file"),
     ],
@@ -119,7 +119,7 @@ def test_names_the_stages_look_up_are_checked_before_any_stage(cli, cache, tmp_p
 @pytest.mark.parametrize("fmt", ["coreml", "tensorrt"])
 def test_other_export_formats_are_refused_up_front_with_the_reason(cli, cache, tmp_path, fmt):
     err = one_line_error(cli, tmp_path, f"export.format={fmt}")
-    assert f"export.format '{fmt}'" in err and "onnx only" in err and "onnxruntime" in err
+    assert f"export.format '{fmt}'" in err and "no runtime backend" in err and "onnx, ort or openvino" in err
     assert f"pocketgan export MODEL --format FORMAT" in err
 
 
@@ -131,7 +131,7 @@ def test_a_recipe_file_merges_over_the_defaults_and_overrides_over_both(tmp_path
     path.write_text("teacher:\n  steps: 7\nstudents:\n  - {name: s, method: kd, student: 'mobile-resnet:ngf=4'}\n")
     config = load_config(path, ["teacher.batch=2", "students.0.method=omgd"])
     assert config.teacher.steps == 7 and config.teacher.batch == 2
-    assert config.teacher.arch == "resnet9:ngf=32"  # from the built-in recipe
+    assert config.teacher.arch == "unet64:ngf=32,upsample=resize"  # from the built-in recipe
     assert [(s.name, s.method, s.steps) for s in config.students] == [("s", "omgd", 500)]  # lists replace
     path.write_text("[1, 2")
     with pytest.raises(PocketganError, match="not valid YAML"):
@@ -141,14 +141,26 @@ def test_a_recipe_file_merges_over_the_defaults_and_overrides_over_both(tmp_path
 def test_the_built_in_recipe_is_the_defaults_of_the_tree():
     config = load_config()
     assert config == RunConfig()
-    assert (config.size, config.teacher.arch, config.teacher.steps) == (64, "resnet9:ngf=32", 800)
+    assert (config.size, config.data.builder, config.teacher.arch, config.teacher.steps) == (
+        64, "photos2stylized", "unet64:ngf=32,upsample=resize", 1200)  # fmt: skip
+    assert config.teacher.options == {"lambda_ssim": 30.0}
     assert (config.teacher.lr, config.students[0].lr, config.teacher.batch, config.students[1].batch) == (
-        2e-4, 2e-4, 4, 4)  # fmt: skip
+        1e-3, 1e-3, 4, 4)  # fmt: skip
     assert (config.bench.warmup_ms, config.bench.threads, config.export.opset, config.eval.batch) == (300.0, 2, 17, 16)
-    assert [(s.name, s.method, s.student, s.options) for s in config.students] == [
-        ("omgd-ngf8", "omgd", "mobile-resnet:ngf=8", {"deep_ngf": 8, "deep_blocks": 9}),
-        ("kd-ngf8", "kd", "mobile-resnet:ngf=8", {}),
-    ]
+    student = "unet64:ngf=24,upsample=resize,block=separable"
+    assert [(s.name, s.method, s.student) for s in config.students] == [
+        ("omgd-sep24", "omgd", student), ("kd-sep24", "kd", student)]  # fmt: skip
+    assert config.students[0].options["use_deep"] is False and config.students[1].options == {}
+    assert load_config("stylized") == config  # the recipe's older name
+
+
+def test_the_edges2photos_recipe_is_the_former_default_and_drops_the_teachers_ssim_term():
+    config = load_config("edges2photos")
+    assert (config.data.builder, config.teacher.arch, config.teacher.steps, config.teacher.lr) == (
+        "edges2photos", "resnet9:ngf=32", 800, 2e-4)  # fmt: skip
+    assert config.teacher.options == {}  # a recipe's options replace the built-in ones, they do not merge
+    assert [(s.name, s.student, s.options) for s in config.students] == [
+        ("omgd-ngf8", "mobile-resnet:ngf=8", {"deep_ngf": 8, "deep_blocks": 9}), ("kd-ngf8", "mobile-resnet:ngf=8", {})]
 
 
 CHANGED = [
@@ -162,7 +174,7 @@ CHANGED = [
 
 
 def test_the_dumped_recipe_reads_back_into_the_same_configuration(tmp_path):
-    config = load_config(None, CHANGED)
+    config = load_config("edges2photos", CHANGED)
     path = tmp_path / "recipe.yaml"
     path.write_text(dump_config(config))
     assert load_config(path) == config
@@ -257,7 +269,7 @@ def parse_command(line: str) -> tuple[str, dict[str, object]]:
 
 
 def test_the_stage_commands_parse_back_to_the_recipe_settings():
-    config = load_config(None, CHANGED)
+    config = load_config("edges2photos", CHANGED)
     models = ["teacher", "omgd-ngf8", "kd-ngf8", "kd-ngf8-pruned"]
     lines = reproduce_commands(config, Path("runs/x"), models=models, feature="/w/pt_inception.pth",
                                perceptual_methods=["omgd"])  # fmt: skip
@@ -297,6 +309,16 @@ def test_the_stage_commands_parse_back_to_the_recipe_settings():
     assert [(e["model"], e["--teacher"]) for e in evals] == [("teacher", None)] + [(n, "teacher") for n in models[1:]]
     assert {(e["--split"], e["--batch"], e["--size"], e["--direction"], e["--feature"]) for e in evals} == {
         ("train", 4, "48", "BtoA", "/w/pt_inception.pth")}  # fmt: skip
+
+
+@pytest.mark.parametrize(("fmt", "artifact"), [("onnx", "model.onnx"), ("ort", "model.ort"), ("openvino", "model.xml")])
+def test_the_bench_command_names_the_artifact_of_the_export_format(fmt, artifact):
+    config = load_config(None, [f"export.format={fmt}"])
+    lines = reproduce_commands(config, Path("r"), models=["teacher", "s"])
+    verb, values = parse_command(next(line for line in lines if line.startswith("pocketgan bench ")))
+    assert values["artifacts"] == [f"onnx/teacher/{artifact}", f"onnx/s/{artifact}"]
+    exports = [parse_command(line)[1] for line in lines if line.startswith("pocketgan export ")]
+    assert [(e["--format"], e["-o"]) for e in exports] == [(fmt, Path("onnx/teacher")), (fmt, Path("onnx/s"))]
 
 
 def test_an_imported_teacher_is_reproduced_by_importing_it():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pocketgan.core.errors import PocketganError
+from pocketgan.core.errors import PocketganError, first_line
 from pocketgan.core.keys import cache_key, code_version, fingerprint
 from pocketgan.core.options import parse_key_values, parse_size, parse_square_size
 from pocketgan.core.progress import ProgressEvent, ProgressTask
@@ -164,3 +164,10 @@ def test_square_sizes_and_key_values():
     }
     with pytest.raises(PocketganError, match="expected key=value"):
         parse_key_values(["oops"])
+
+
+def test_first_line_quotes_one_line_of_a_library_error():
+    assert first_line(RuntimeError("\n  Protobuf parsing failed.\n  at node 3\n")) == "Protobuf parsing failed."
+    assert first_line(ValueError("x" * 500)) == "x" * 300
+    assert first_line(ValueError("abcdef"), 3) == "abc"
+    assert first_line(KeyError()) == "KeyError"  # an empty message names the type

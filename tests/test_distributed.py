@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,56 +10,27 @@ from pocketgan.distill.distributed import DistributedContext, resolve_device
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.contract import ModelManifest
 
-TESTS = Path(__file__).parent
-
-WORKER = """
-import sys
-from pathlib import Path
-
-import torch
-from safetensors.torch import save_file
-
-sys.path.insert(0, {tests!r})
-from test_trainer import PairDataset, make_kd, make_pix2pix
-from test_cyclegan import make_cyclegan
-
-from pocketgan.distill.distributed import distributed_session
-from pocketgan.distill.loop import train
-
-torch.set_num_threads(1)
-out = Path(sys.argv[1])
-with distributed_session("cpu") as ctx:
-    assert ctx.world_size == 2, ctx
-    # Each rank builds different initial weights: the trainer must broadcast rank 0's.
-    for method, distiller in (("pix2pix", make_pix2pix(seed=ctx.rank)), ("kd", make_kd(seed=ctx.rank)),
-                              ("cyclegan", make_cyclegan(seed=ctx.rank))):
-        train(distiller, PairDataset(n=8), out_dir=out / method, steps=4, batch_size=4, seed=0,
-              checkpoint_every=2, log_every=2, image_every=2)
-        state = {{k: v.detach().contiguous() for k, v in distiller.state_dict().items()}}
-        save_file(state, str(out / f"{{method}}-rank{{ctx.rank}}.safetensors"))
-"""
+from ddp_worker import assert_identical_ranks, run_two_ranks
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     """Run the worker once on 2 processes; return its output folder."""
-    out = tmp_path_factory.mktemp("ddp")
-    script = out / "worker.py"
-    script.write_text(WORKER.format(tests=str(TESTS)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    cmd += [str(script), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return run_two_ranks(
+        tmp_path_factory.mktemp("ddp"),
+        imports="from test_trainer import PairDataset, make_kd, make_pix2pix\nfrom test_cyclegan import make_cyclegan",
+        distillers='("pix2pix", make_pix2pix(seed=ctx.rank)), ("kd", make_kd(seed=ctx.rank)), '
+        '("cyclegan", make_cyclegan(seed=ctx.rank))',
+        dataset="PairDataset(n=8)",
+        train_args="steps=4, batch_size=4, checkpoint_every=2, log_every=2, image_every=2",
+        timeout=180,
+    )
 
 
 @pytest.mark.parametrize("method", ["pix2pix", "kd", "cyclegan"])
 def test_ranks_end_with_identical_weights_and_one_model_dir(ddp_run, method):
-    rank0, rank1 = (load_file(str(ddp_run / f"{method}-rank{r}.safetensors")) for r in (0, 1))
-    assert rank0.keys() == rank1.keys()
-    for key in rank0:  # parameters; pix2pix's BatchNorm statistics; cyclegan's G_B, D_A, D_B and history pools
-        assert torch.equal(rank0[key], rank1[key]), key
+    # parameters; pix2pix's BatchNorm statistics; cyclegan's G_B, D_A, D_B and history pools
+    assert_identical_ranks(ddp_run, method)
     manifest = ModelManifest.load(ddp_run / method)
     assert manifest.provenance["world_size"] == 2 and manifest.provenance["steps"] == 4
     assert (ddp_run / method / "train" / "checkpoint.pt").exists()

@@ -92,7 +92,7 @@ def test_version_1_files_load_and_are_upgraded(tmp_path):
     assert manifest.provenance == {"method": "omgd", "steps": 500} and manifest.weights_sha256 == "ab"
     manifest.save(tmp_path)  # rewritten as the current version, and it reads back the same
     written = json.loads((tmp_path / "model.json").read_text())
-    assert written["format_version"] == FORMAT_VERSION == 2 and "value_range" not in written["io"]
+    assert written["format_version"] == FORMAT_VERSION == 3 and "value_range" not in written["io"]
     assert ModelManifest.load(tmp_path) == manifest
 
     artifact = tmp_path / "model.onnx"

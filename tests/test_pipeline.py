@@ -9,6 +9,7 @@ import pytest
 from pocketgan.config import load_config
 
 TINY = [
+    "edges2photos",  # the recipe: students named omgd-ngf8 and kd-ngf8, as below
     "size=32",
     "data.count=12",
     "data.val_count=6",
@@ -72,7 +73,7 @@ def test_tiny_recipe_runs_every_stage_and_reuses_the_cache(cli, cache, tmp_path)
     assert "FID" in report and "pocketgan-edges2photos" in report
     assert f"pocketgan run {out / 'recipe.yaml'} -o {out}" in report
     assert "pocketgan distill --teacher teacher --data data -o omgd-ngf8 --method omgd" in report
-    assert load_config(out / "recipe.yaml") == load_config(None, TINY)  # the saved recipe reproduces the run
+    assert load_config(out / "recipe.yaml") == load_config(TINY[0], TINY[1:])  # the saved recipe reproduces the run
 
     second = cli("run", "-o", tmp_path / "again", *TINY)
     assert second.code == 0, second.err

@@ -79,6 +79,7 @@ BUILDERS: Registry[DatasetBuilder] = Registry(
         "pocketgan.distill.data.edges2photos",
         "pocketgan.distill.data.photos2stylized",
         "pocketgan.distill.data.unpaired_stylized",
+        "pocketgan.distill.data.digits",
     ),
 )
 
@@ -151,6 +152,37 @@ def write_aligned_dataset(out: str | os.PathLike[str], splits: dict[str, tuple[i
             "content_hash": dataset_fingerprint(tmp),
             "format_version": DATASET_FORMAT_VERSION,
         }
+        write_json_atomic(tmp / DATASET_JSON, info)
+        for name, content in (extra_json or {}).items():
+            write_json_atomic(tmp / name, content())
+    return out
+
+
+ImageItems = Iterable[tuple[str, np.ndarray]]
+"""``(file stem, RGB uint8 image)`` items of one folder."""
+
+
+def write_image_folders(out: str | os.PathLike[str], folders: Mapping[str, tuple[int, ImageItems]],
+                        meta: dict[str, Any], *, layout: str, progress: ProgressCallback | None = None,
+                        extra_json: Mapping[str, Callable[[], Any]] | None = None) -> Path:  # fmt: skip
+    """Write ``{folder: (count, (stem, image) items)}`` as folders of single PNGs at ``out``, atomically.
+
+    The writer of the layouts whose files are single images (CycleGAN ``unaligned``: ``trainA/`` ...;
+    unconditional ``images``: ``train/``, ``val/``). ``dataset.json`` gets ``meta``, ``layout``, the
+    counts and ``content_hash`` (= :func:`dataset_fingerprint`); ``extra_json`` maps more JSON files
+    to functions called once the images are written. ``progress`` hears one task over all images.
+    """
+    out = Path(out)
+    check_output_dir(out)
+    total = sum(count for count, _ in folders.values())
+    with atomic_path(out, directory=True) as tmp, ProgressTask(progress, f"building {out.name}", total) as task:
+        for folder, (_, images) in folders.items():
+            (tmp / folder).mkdir()
+            task.update(status=folder)
+            for stem, image in task.track(images):
+                (tmp / folder / f"{stem}.png").write_bytes(encode_png(image))
+        info = {**meta, "layout": layout, "counts": {folder: count for folder, (count, _) in folders.items()},
+                "content_hash": dataset_fingerprint(tmp), "format_version": DATASET_FORMAT_VERSION}  # fmt: skip
         write_json_atomic(tmp / DATASET_JSON, info)
         for name, content in (extra_json or {}).items():
             write_json_atomic(tmp / name, content())

@@ -1,8 +1,11 @@
-"""Torch datasets over the pix2pix aligned and CycleGAN unaligned layouts, and :func:`open_dataset`.
+"""Torch datasets over the pix2pix aligned, CycleGAN unaligned and unconditional layouts, and :func:`open_dataset`.
 
 Every item is ``{"A": input, "B": target, "name": str}`` with ``A``/``B`` float32 ``3×H×W``
 normalized as the model's :class:`~pocketgan.core.contract.IOSpec` says (default ``[-1, 1]``);
-``A`` is always the generator's input (``direction="BtoA"`` swaps the sides). Files are read,
+``A`` is always the generator's input (``direction="BtoA"`` swaps the sides). An unconditional
+dataset (layout ``images``: a StyleGAN2 generates from a latent, it has no input image) has no
+``A``: its items are ``{"B": real image, "name": str}``, ``B`` being, as everywhere, what the
+generator must produce. Files are read,
 resized and normalized by :mod:`pocketgan.imaging`, as calibration and the runtime do.
 """
 
@@ -20,9 +23,11 @@ from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback
 from pocketgan.distill.data.images import MIN_SIDE, ImageError, ImageScan, read_rgb, scan_images
 from pocketgan.distill.data.transforms import PairTransform, item_rng, to_tensor
-from pocketgan.imaging import ALIGNED, aligned_halves, locate_split
+from pocketgan.distill.data.layouts import IMAGES
+from pocketgan.imaging import ALIGNED, UNALIGNED, aligned_halves, locate_split, read_dataset_json
 
 DIRECTIONS = ("AtoB", "BtoA")
+LAYOUTS = (ALIGNED, UNALIGNED, IMAGES)
 
 
 class PairedImageDataset(Dataset):
@@ -105,9 +110,44 @@ class UnalignedDataset(PairedImageDataset):
         return self.item(a, b, _name(path, inputs.folder))
 
 
+class ImageDataset(PairedImageDataset):
+    """Unconditional *images*: ``<split>/`` holds single images; item ``i`` is ``{"B": image i, "name"}``.
+
+    No input side, so no direction. With ``augment`` and ``mirror`` the image is flipped
+    horizontally with probability ½ (StyleGAN2-ADA's ``--mirror``; the item's RNG decides); pix2pix's
+    resize-and-crop jitter is never applied (it would change the distribution being learned).
+    """
+
+    layout = IMAGES
+
+    def __init__(self, scan: ImageScan, transform: PairTransform, seed: int = 0, mirror: bool = False) -> None:
+        super().__init__(PairTransform(transform.size, False, transform.io), "AtoB", seed)
+        self.root = scan.folder
+        self.paths = scan.paths
+        self.mirror = mirror and transform.augment
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.paths[index]
+        (image,) = self.transform([_read(path)], None)
+        if self.mirror and self.rng(index).random() < 0.5:
+            image = np.ascontiguousarray(image[:, ::-1])
+        return {"B": to_tensor(image, self.transform.io), "name": _name(path, self.root)}
+
+
+def dataset_layout(root: str | os.PathLike[str], split: str = "train") -> str:
+    """``images`` when ``root/dataset.json`` says so, else what the folders of ``split`` show (aligned/unaligned)."""
+    if read_dataset_json(root).get("layout") == IMAGES:
+        return IMAGES
+    return locate_split(root, split).layout
+
+
 def open_dataset(root: str | os.PathLike[str], split: str = "train", size: int | None = None,
                  direction: str = "AtoB", augment: bool = False, *, seed: int = 0, io: IOSpec | None = None,
-                 progress: ProgressCallback | None = None) -> PairedImageDataset:  # fmt: skip
+                 progress: ProgressCallback | None = None,
+                 layout: str | None = None) -> PairedImageDataset:  # fmt: skip
     """Open ``split`` of the dataset at ``root``, detecting its layout (pix2pix aligned or CycleGAN unaligned).
 
     ``size`` resizes every image to ``size × size`` (``None``: native size); ``augment``
@@ -115,14 +155,24 @@ def open_dataset(root: str | os.PathLike[str], split: str = "train", size: int |
     ``(seed, epoch, index)``. ``io`` (default: pocketgan's ``x / 127.5 - 1``, area resize)
     says how pixels are resized and normalized. Odd files are converted or skipped with one
     :class:`~pocketgan.distill.data.images.DatasetWarning`; a missing or empty split
-    raises a one-line :class:`PocketganError`.
+    raises a one-line :class:`PocketganError`. ``layout`` (default: detected, see
+    :func:`dataset_layout`) forces one; ``images`` reads ``<split>/`` as single images
+    (:class:`ImageDataset`; ``augment`` then only mirrors, and only if ``dataset.json`` allows it).
     """
+    if layout is not None and layout not in LAYOUTS:
+        raise PocketganError(f"layout {layout!r}: expected {', '.join(LAYOUTS)}")
     if direction not in DIRECTIONS:
         raise PocketganError(f"direction {direction!r}: expected AtoB or BtoA")
     if size is not None and (not isinstance(size, int) or size < 1):
         raise PocketganError(f"size {size!r}: expected a positive number of pixels")
     location = locate_split(root, split)
     transform = PairTransform(size, augment, io or IOSpec())
+    if (layout or dataset_layout(root, split)) == IMAGES:
+        if location.layout != ALIGNED:
+            raise PocketganError(f"{root}: an unconditional (images) dataset has {split}/ folders, "
+                                 f"not {split}A/ + {split}B/")  # fmt: skip
+        scan = _scan_split(location.folders[0], progress=progress)
+        return ImageDataset(scan, transform, seed, mirror=bool(read_dataset_json(root).get("mirror", True)))
     if location.layout == ALIGNED:
         (folder,) = location.folders
         scan = _scan_split(folder, min_width=2 * MIN_SIDE, progress=progress)

@@ -11,6 +11,7 @@ from typing import Any
 from pocketgan.distill.data.images import MIN_SIDE, scan_images
 from pocketgan.distill.data.layouts import (
     ALIGNED,
+    IMAGES,
     available_splits,
     dataset_fingerprint,
     locate_split,
@@ -58,8 +59,9 @@ def describe_dataset(root: str | os.PathLike[str], *, progress: ProgressCallback
 
 def _describe_split(root: Path, split: str, progress: ProgressCallback | None) -> SplitSummary:
     location = locate_split(root, split)
-    aligned = location.layout == ALIGNED
-    summary = SplitSummary(split, location.layout, {}, 0)
+    layout = IMAGES if read_dataset_json(root).get("layout") == IMAGES else location.layout
+    aligned = layout == ALIGNED
+    summary = SplitSummary(split, layout, {}, 0)
     notes = []
     for folder in location.folders:
         scan = scan_images(folder, min_width=2 * MIN_SIDE if aligned else MIN_SIDE, progress=progress, warn=False)

@@ -2,6 +2,8 @@
 
 - pix2pix *aligned*: ``train/``, ``val/``, ``test/``; each image is A | B side by side.
 - CycleGAN *unaligned*: ``trainA/`` + ``trainB/``, ``testA/`` + ``testB/`` (any ``<split>A``/``<split>B``).
+- unconditional *images* (StyleGAN2): ``train/``, ``val/``; each file is one image. A ``train/`` folder
+  holds aligned pairs unless ``dataset.json`` says ``"layout": "images"`` (or the reader is told so).
 
 The layout rules live in :mod:`pocketgan.imaging` (export's calibration reads the same
 folders); this module adds :func:`dataset_fingerprint`.
@@ -27,8 +29,11 @@ from pocketgan.imaging import (
     read_dataset_json,
 )
 
+IMAGES = "images"
+"""The unconditional layout: ``<split>/`` folders of single images (what a StyleGAN2 learns to generate)."""
+
 __all__ = [
-    "ALIGNED", "DATASET_JSON", "STANDARD_SPLITS", "UNALIGNED", "SplitLocation", "available_splits",
+    "ALIGNED", "DATASET_JSON", "IMAGES", "STANDARD_SPLITS", "UNALIGNED", "SplitLocation", "available_splits",
     "dataset_fingerprint", "locate_split", "read_dataset_json",
 ]  # fmt: skip
 

@@ -26,11 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.core.fsio import atomic_path, write_json_atomic
-from pocketgan.core.progress import ProgressCallback, ProgressTask
-from pocketgan.distill.data.builders import DATASET_FORMAT_VERSION, check_output_dir, register_builder
-from pocketgan.distill.data.images import encode_png
-from pocketgan.distill.data.layouts import DATASET_JSON, UNALIGNED, dataset_fingerprint
+from pocketgan.core.progress import ProgressCallback
+from pocketgan.distill.data.builders import register_builder, write_image_folders
+from pocketgan.distill.data.layouts import UNALIGNED
 from pocketgan.distill.data.photos import (
     PHOTOS_OPTION,
     SPLIT_RULE,
@@ -99,21 +97,7 @@ def write_unaligned_dataset(out: str | os.PathLike[str], folders: dict[str, tupl
     ``dataset.json`` gets ``meta``, the layout, the counts and ``content_hash`` (= :func:`dataset_fingerprint`);
     ``extra_json`` maps more JSON files to functions called once the images are written.
     """
-    out = Path(out)
-    check_output_dir(out)
-    total = sum(count for count, _ in folders.values())
-    with atomic_path(out, directory=True) as tmp, ProgressTask(progress, f"building {out.name}", total) as task:
-        for folder, (_, images) in folders.items():
-            (tmp / folder).mkdir()
-            task.update(status=folder)
-            for stem, image in task.track(images):
-                (tmp / folder / f"{stem}.png").write_bytes(encode_png(image))
-        info = {**meta, "layout": UNALIGNED, "counts": {folder: count for folder, (count, _) in folders.items()},
-                "content_hash": dataset_fingerprint(tmp), "format_version": DATASET_FORMAT_VERSION}  # fmt: skip
-        write_json_atomic(tmp / DATASET_JSON, info)
-        for name, content in (extra_json or {}).items():
-            write_json_atomic(tmp / name, content())
-    return out
+    return write_image_folders(out, folders, meta, layout=UNALIGNED, progress=progress, extra_json=extra_json)
 
 
 @register_builder(

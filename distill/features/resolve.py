@@ -9,6 +9,10 @@ Accepted forms, each resolved by content key (never "the newest file"):
 - ``"pocketgan-<dataset>-<key>"``: that cached network (the file name in the cache directory);
 - ``"inception"``: FID InceptionV3 from a ``pt_inception-2015-12-05*.pth`` found in the cache
   directory or torch hub's checkpoint folder (where pytorch-fid keeps it);
+- ``"dino-resnet50"`` / ``"clip-rn50"``: DINO ResNet-50 / CLIP RN50's image tower from a weights file found
+  in the cache directory; ``"dino-resnet50=PATH"`` / ``"clip-rn50=PATH"``: from that file;
+- a path ending in ``.pth``/``.pt``/``.safetensors`` whose keys are a DINO ResNet-50's or a CLIP RN50's:
+  that tower (:func:`~pocketgan.distill.features.towers.tower_for_weights`);
 - a path ending in ``.pth``/``.pt``: FID InceptionV3 from that file;
 - a path ending in ``.safetensors``: a saved domain network (with its ``.json`` sidecar).
 
@@ -39,6 +43,8 @@ from pocketgan.core.contract import sidecar_path
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback
 from pocketgan.distill.features.inception import WEIGHTS_GLOB, find_inception_weights, load_inception
+from pocketgan.distill.features import clip_rn50, resnet50  # noqa: F401  (register dino-resnet50, clip-rn50)
+from pocketgan.distill.features.towers import TOWERS, tower_for_weights
 
 DOMAIN_PREFIX = "pocketgan-"
 
@@ -61,6 +67,12 @@ def load_feature_network(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     text = "domain" if name_or_path is None else str(name_or_path)
     options = {"data": data, "cache_dir": cache_dir, "progress": progress, "domain_config": domain_config}
+    name, sep, weights = text.partition("=")
+    if sep and name in TOWERS and not Path(text).exists():  # NAME=PATH: that network's weights
+        return feature_factory(name)(weights=weights, **options)
+    tower = tower_for_weights(text)
+    if tower is not None:
+        return feature_factory(tower)(weights=text, **options)
     suffix = Path(text).suffix.lower()
     if suffix in (".pth", ".pt"):
         return load_inception(text)

@@ -53,7 +53,8 @@ def run_builder(name: str, out: Path, *, progress: bool = True, **settings: Any)
     size = meta.get("size")
     sources = f" from {len(meta['sources'])} photos" if meta.get("sources") else ""
     fingerprint = str(meta.get("content_hash", ""))[:12]
-    console.print(f"wrote {out}: {counts} pairs at {size}×{size} px{sources} (fingerprint {fingerprint})",
+    unit = "pairs" if meta.get("layout", "aligned") == "aligned" else "images"
+    console.print(f"wrote {out}: {counts} {unit} at {size}×{size} px{sources} (fingerprint {fingerprint})",
                   markup=False, soft_wrap=True)  # fmt: skip
 
 

@@ -26,7 +26,11 @@ Size = Annotated[
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps (default 1000).")]
 Epochs = Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data, instead of --steps.")]
 Batch = Annotated[int, typer.Option("--batch", help="Global batch size (split across torchrun processes).")]
-Lr = Annotated[float, typer.Option("--lr", help="Adam learning rate; decays linearly to 0 over the 2nd half.")]
+Lr = Annotated[
+    Optional[float],
+    typer.Option("--lr", help="Adam learning rate (default: the method's, 2e-4; StyleGAN2 methods 0.002, constant); "
+                 "pix2pix-family methods decay it linearly to 0 over the 2nd half."),  # fmt: skip
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights, batches and augmentation.")]
 Resume = Annotated[
     bool, typer.Option("--resume/--no-resume", help="Continue from OUT/train/checkpoint.pt, or start over.")
@@ -86,7 +90,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def distill(
-        method: Annotated[str, typer.Option("--method", help="omgd, gan-compression or kd.")],
+        method: Annotated[str, typer.Option("--method", help="omgd, gan-compression or kd; on a StyleGAN2 teacher "
+                                            "kd, itgc, dime, nickel or nickel-dime.")],  # fmt: skip
         data: Annotated[Path, typer.Option("--data", help="Dataset folder (pix2pix aligned or CycleGAN unaligned).")],
         out: Out,
         teacher: Annotated[Optional[Path], typer.Option("--teacher", help="Teacher model directory.")] = None,
@@ -101,7 +106,7 @@ def register(app: typer.Typer) -> None:
         steps: Steps = None,
         epochs: Epochs = None,
         batch_size: Batch = 4,
-        lr: Lr = 2e-4,
+        lr: Lr = None,
         size: Size = None,
         seed: Seed = 0,
         resume: Resume = True,
@@ -117,7 +122,9 @@ def register(app: typer.Typer) -> None:
         The student starts from scratch (an architecture such as mobile-resnet:ngf=16)
         or from a model directory (a pruned teacher). On unpaired data (trainA/, trainB/)
         omgd trains its one teacher online as a CycleGAN (G_B from TEACHER/G_B) with λ_CD 5e2,
-        and gan-compression reconstructs the teacher's output (λ_recon 10, λ_distill 0.01, LSGAN). Re-running the same command
+        and gan-compression reconstructs the teacher's output (λ_recon 10, λ_distill 0.01, LSGAN). A StyleGAN2
+        TEACHER (a model directory or a .pt/.pkl checkpoint) takes kd, itgc, dime, nickel or nickel-dime on a folder
+        of images; the student is the teacher pruned uniformly (--option ratio=0.9) or --student DIR. Re-running the same command
         resumes after a crash or Ctrl-C. Under `torchrun --nproc_per_node N -m pocketgan
         distill ...` it trains data-parallel with the same options.
         """

@@ -120,8 +120,9 @@ def run_eval(
         raise PocketganError(f"--batch must be at least 1; got {batch}")
     student = load_model(model, arch)
     guide = load_model(teacher, teacher_arch) if teacher else None
-    dataset = open_dataset(data, split=split, size=size, direction=direction)
-    height, width = dataset[0]["A"].shape[-2:]
+    layout = "images" if student.model.io.is_latent else None  # a latent model is compared with single images
+    dataset = open_dataset(data, split=split, size=size, direction=direction, layout=layout)
+    height, width = dataset[0]["B"].shape[-2:]  # the images the model must make (a latent model: of its size)
     for loaded in filter(None, (student, guide)):
         loaded.model.check_input_size(int(height), int(width))
     network = load_feature_network(feature, data=data, progress=progress)

@@ -1,14 +1,24 @@
-"""`pocketgan export`: write a deployable artifact (ONNX, CoreML, TensorRT) and its sidecar."""
+"""`pocketgan export`: write deployable artifacts (the formats table: ONNX, ORT, OpenVINO, CoreML, TensorRT)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from pocketgan.commands import export_options as o
 from pocketgan.console import RichProgress, console, format_count
 from pocketgan.core.contract import ArtifactManifest
-from pocketgan.core.options import parse_size
+from pocketgan.core.options import parse_key_values, parse_size
+
+if TYPE_CHECKING:
+    from pocketgan.export import ExportOptions
+
+
+def _default_precision(fmt: str) -> str:
+    """fp16 for a CoreML-only export (what an iPhone package ships: the Neural Engine computes in fp16), else fp32."""
+    return "fp16" if fmt.strip() == "coreml" else "fp32"
 
 
 def register(app: typer.Typer) -> None:
@@ -16,50 +26,76 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def export(
-        model: str = typer.Argument(
-            ..., help="Architecture reference (resnet9:ngf=16), model directory, or checkpoint file with --arch."
-        ),
-        out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
-        fmt: str = typer.Option("onnx", "--format", "-f", help="onnx, coreml or tensorrt (pocketgan.export formats)."),
-        size: str | None = typer.Option(
-            None, "--size", metavar="H|HxW", help="Input size, e.g. 256 or 256x320 (default: the model's fixed size "
-            "or 256).",
-        ),
-        precision: str = typer.Option("fp32", "--precision", "-p", help="fp32, fp16 or int8."),
-        opset: int = typer.Option(17, "--opset", help="ONNX opset (11-20)."),
-        dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dimension dynamic."),
-        max_batch: int = typer.Option(8, "--max-batch", help="Largest dynamic batch (TensorRT, CoreML)."),
-        atol: float | None = typer.Option(
-            None, "--atol", help="Max abs error allowed vs PyTorch (default: fp32 1e-4, fp16 5e-2, int8 none)."
-        ),
-        min_psnr: float | None = typer.Option(
-            None, "--min-psnr", help="Min PSNR (dB) vs PyTorch (default: fp16 50, int8 25, fp32 none)."
-        ),
-        samples: int = typer.Option(4, "--samples", help="Inputs used for the parity check."),
-        calibration: Path | None = typer.Option(
-            None, "--calibration", help="int8: a directory of images to calibrate with (default: synthetic inputs)."
-        ),
-        calibration_samples: int = typer.Option(16, "--calibration-samples", help="int8: calibration inputs."),
-        int8_range: str = typer.Option(
-            "reduced", "--int8-range", metavar="reduced|full",
-            help="int8 weights: reduced (7-bit, right on every CPU) or full (8-bit, for VNNI, ARM dot-product or "
-            "GPU targets; saturates on x86 CPUs without VNNI).",
-        ),
-        arch: str | None = typer.Option(None, "--arch", help="Architecture of a checkpoint file, e.g. resnet9."),
+        model: o.ModelArg,
+        out: o.OutOpt,
+        fmt: o.FormatOpt = "onnx",
+        size: o.SizeOpt = None,
+        precision: o.PrecisionOpt = None,
+        opset: o.OpsetOpt = 17,
+        dynamic_batch: o.DynamicBatchOpt = False,
+        max_batch: o.MaxBatchOpt = 8,
+        atol: o.AtolOpt = None,
+        min_psnr: o.MinPsnrOpt = None,
+        samples: o.SamplesOpt = 4,
+        calibration: o.CalibrationOpt = None,
+        calibration_samples: o.CalibrationSamplesOpt = 16,
+        int8_range: o.Int8RangeOpt = "reduced",
+        arch: o.ArchOpt = None,
+        latency: o.LatencyOpt = True,
+        list_formats: o.ListFormatsOpt = False,
+        truncation: o.TruncationOpt = None,
+        truncation_input: o.TruncationInputOpt = False,
+        noise_input: o.NoiseInputOpt = False,
+        option: o.FormatOptionOpt = [],  # noqa: B006  (typer reads the default; never mutated)
+        check_only: o.CheckOnlyOpt = False,
     ) -> None:
         """Export MODEL for deployment, checked against PyTorch; nothing is written if parity fails."""
-        from pocketgan.export import ExportOptions, export_model
-        from pocketgan.models import load_model
+        from pocketgan.export import ExportOptions
 
         options = ExportOptions(
-            size=parse_size(size) if size is not None else None, precision=precision, opset=opset,
+            size=parse_size(size) if size is not None else None, precision=precision or _default_precision(fmt),
+            opset=opset,
             dynamic_batch=dynamic_batch, max_batch=max_batch, atol=atol, min_psnr_db=min_psnr, samples=samples,
             calibration=calibration, calibration_samples=calibration_samples, int8_range=int8_range,
+            truncation=truncation, truncation_input=truncation_input, noise_input=noise_input,
+            format_options=parse_key_values(option),
         )  # fmt: skip
-        loaded = load_model(model, arch)
-        with RichProgress() as bar:
-            sidecar = export_model(loaded, fmt, out, options, progress=bar)
-        _report(out / sidecar.file, sidecar)
+        _run_export(model, arch, fmt, out, options, latency=latency, check_only=check_only)
+
+
+def _run_export(
+    model: str, arch: str | None, fmt: str, out: Path, options: ExportOptions, *, latency: bool, check_only: bool
+) -> None:
+    """Checks (``--check-only``), or exports to one format (two report lines) or several (one summary table)."""
+    from pocketgan.commands.export_summary import export_formats
+    from pocketgan.export import export_model
+    from pocketgan.export.formats import parse_formats
+    from pocketgan.models import load_model
+
+    names = parse_formats(fmt)
+    if check_only:  # pocketgan.commands.trt_check
+        from pocketgan.commands.trt_check import check_only as run_check
+
+        raise typer.Exit(run_check(model, arch, names, out, options))
+    loaded = load_model(model, arch)
+    every = fmt.strip() == "all"
+    if len(names) > 1 or every:  # one summary table (pocketgan.commands.export_summary)
+        export_formats(loaded, names, out, options, latency=latency, every=every)
+        return
+    with RichProgress() as bar:
+        sidecar = export_model(loaded, names[0], out, options, progress=bar)
+    _report(out / sidecar.file, sidecar)
+
+
+def _latent_line(sidecar: ArtifactManifest) -> str:
+    """``latent z [batch, 32]; truncation 0.7 baked in; constant noise baked in``."""
+    names = [t.name for t in sidecar.inputs]
+    psi = sidecar.io.truncation
+    truncation = f"truncation input (default {psi:g})" if "truncation" in names else f"truncation {psi:g} baked in"
+    noise = [n for n in names if n.startswith("noise_")]
+    noises = f"noise inputs {noise[0]}..{noise[-1]}" if noise else "constant noise baked in"
+    shape = " x ".join(str(d) for d in sidecar.inputs[0].shape)
+    return f"latent {names[0]} {shape}; {truncation}; {noises}"
 
 
 def _report(artifact: Path, sidecar: ArtifactManifest) -> None:
@@ -70,6 +106,11 @@ def _report(artifact: Path, sidecar: ArtifactManifest) -> None:
         f"wrote {artifact} ({format_count(size, 'B')}, {sidecar.precision}, input {shape}, "
         f"sha256 {sidecar.sha256[:12]}) and {artifact.name}.json"
     )
+    if sidecar.io.is_latent:
+        console.print(_latent_line(sidecar))
+    if "trtexec" in sidecar.extra.get("tensorrt", {}):  # the same build on the device (pocketgan.export.tensorrt)
+        console.print(f"build it on the device with: {sidecar.extra['tensorrt']['trtexec']}", soft_wrap=True,
+                      markup=False)  # fmt: skip
     parity = sidecar.parity
     if parity is None:
         console.print(f"parity: {sidecar.extra.get('parity', 'not measured')}")

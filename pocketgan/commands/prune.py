@@ -1,4 +1,5 @@
-"""`pocketgan prune MODEL -o DIR`: structural channel pruning (torch-pruning) to a ratio or a MAC target."""
+"""`pocketgan prune MODEL -o DIR`: structural channel pruning (torch-pruning) to a ratio, a MAC target, or
+uniformly (``--uniform P``: every layer keeps ``ceil((1 - P) × width)`` channels, the papers' StyleGAN2 students)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ IgnoreLayerOpt = Annotated[
 ]
 
 
+UniformOpt = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--uniform",
+        metavar="P",
+        help="uniform pruning at rate P in (0, 1): every layer keeps ceil((1-P)*width) channels, the "
+        "most important ones (the papers' StyleGAN2 students: 0.7, 0.8, 0.9, 0.95)",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add the `prune` verb to `app`."""
 
@@ -60,33 +72,69 @@ def register(app: typer.Typer) -> None:
         global_pruning: GlobalOpt = False,
         round_to: RoundToOpt = None,
         ignore_layer: IgnoreLayerOpt = None,
-        size: SizeOpt = "256",
+        size: SizeOpt = None,
         arch: ArchOpt = None,
+        uniform: UniformOpt = None,
     ) -> None:
         """Prune MODEL's channels with torch-pruning and write the result as a model directory."""
         from pocketgan.models import save_model
         from pocketgan.models.profile import parse_macs
         from pocketgan.models.prune import prune_model
+        from pocketgan.models.prune_uniform import prune_uniform
 
         if out.exists() and not out.is_dir():
             raise PocketganError(f"--out {out}: exists and is not a directory")
+        check_uniform_options(uniform, ratio, target_rate, target_macs, global_pruning, round_to)
         budget = parse_macs(target_macs) if target_macs is not None else None
         loaded, shape = load_with_shape(model, arch, size)
         with RichProgress() as bar:
-            result = prune_model(
-                loaded.model, ratio=ratio, target_rate=target_rate, target_macs=budget, importance=importance,
-                global_pruning=global_pruning, round_to=round_to, input_size=shape[2:],
-                ignored_layers=ignore_layer or (), progress=bar,
-            )  # fmt: skip
+            if uniform is not None:
+                result: PruneResult = prune_uniform(
+                    loaded.model, uniform, importance=importance, ignored_layers=ignore_layer or (),
+                    input_size=shape[2:] or None, progress=bar,
+                )  # fmt: skip
+            else:
+                result = prune_model(
+                    loaded.model, ratio=ratio, target_rate=target_rate, target_macs=budget, importance=importance,
+                    global_pruning=global_pruning, round_to=round_to, input_size=shape[2:],
+                    ignored_layers=ignore_layer or (), progress=bar,
+                )  # fmt: skip
         provenance = {"source": model, "parent": loaded.manifest.provenance, **result.provenance()}
         save_model(result.model, out, provenance=provenance, profile=result.after.to_profile())
         print_prune_summary(loaded.name, result)
         console.print(f"wrote {out}")
 
 
+def check_uniform_options(
+    uniform: float | None,
+    ratio: float | None,
+    target_rate: float | None,
+    target_macs: str | None,
+    global_pruning: bool,
+    round_to: int | None,
+) -> None:
+    """One line when ``--uniform`` is combined with another goal or an option it does not take, or out of (0, 1)."""
+    if uniform is None:
+        if ratio is None and target_rate is None and target_macs is None:
+            raise PocketganError("give exactly one of --ratio, --target-rate, --target-macs or --uniform")
+        return
+    from pocketgan.models.prune_uniform import KEEP_RULE, check_uniform_rate
+
+    others = [name for name, v in (("--ratio", ratio), ("--target-rate", target_rate), ("--target-macs", target_macs))
+              if v is not None]  # fmt: skip
+    if others:
+        raise PocketganError(f"--uniform is a goal of its own: give it without {', '.join(others)}")
+    if global_pruning or round_to is not None:
+        option = "--global" if global_pruning else "--round-to"
+        raise PocketganError(f"--uniform keeps {KEEP_RULE} channels in every layer; it takes no {option}")
+    check_uniform_rate(uniform)
+
+
 def print_prune_summary(name: str, result: PruneResult) -> None:
     """Before/after table of MACs and params with the reduction, and how the pruning was done."""
     from rich.table import Table
+
+    from pocketgan.models.prune_uniform import KEEP_RULE, UniformPruneResult
 
     shape = "×".join(str(d) for d in result.before.input_shape)
     table = Table(title=f"pruning {name} at {shape}", title_justify="left")
@@ -98,7 +146,10 @@ def print_prune_summary(name: str, result: PruneResult) -> None:
         "params", format_count(result.params_before), format_count(result.params_after), f"{result.param_rate:.2%}"
     )
     console.print(table)
-    ratio = f"ratio {result.ratio:.4f}"
+    if isinstance(result, UniformPruneResult):
+        ratio = f"uniform p = {result.ratio:g}: every layer keeps {KEEP_RULE} channels"
+    else:
+        ratio = f"ratio {result.ratio:.4f}"
     if result.layer_ratios:
         ratio += f" ({len(result.layer_ratios)} groups at {max(result.layer_ratios.values()):.4f})"
     scope = "global ranking" if result.global_pruning else "per layer"

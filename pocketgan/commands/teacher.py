@@ -45,12 +45,13 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--init-arch", help="Architecture of a .pth/.safetensors given as --arch.")
         ] = None,
         method: Annotated[
-            str, typer.Option("--method", help="pix2pix (paired data) or cyclegan (unpaired trainA/ + trainB/).")
+            str, typer.Option("--method", help="pix2pix (paired data), cyclegan (unpaired trainA/ + trainB/) or "
+                              "stylegan2 (a folder of images; --arch stylegan2:...).")  # fmt: skip
         ] = "pix2pix",
         steps: Steps = None,
         epochs: Epochs = None,
         batch_size: Batch = 4,
-        lr: Lr = 2e-4,
+        lr: Lr = None,
         gan_mode: Annotated[str, typer.Option("--gan-mode", help="lsgan or vanilla.")] = "lsgan",
         size: Size = None,
         seed: Seed = 0,
@@ -70,7 +71,9 @@ def register(app: typer.Typer) -> None:
         pix2pix options: ndf (64), n_layers (3), lambda_l1 (100). cyclegan (unpaired data):
         OUT is G_A (A→B), OUT/G_B is B→A (a latest_net_G_B.pth beside a latest_net_G_A.pth
         is imported too); options lambda_cycle (10), lambda_identity (0.5), pool_size (50),
-        ndf (64), n_layers_d (3). Re-running resumes.
+        ndf (64), n_layers_d (3). stylegan2 (a folder of images, --arch stylegan2:size=32,...): non-saturating
+        loss, lazy R1, G_ema saved to OUT and the discriminator to OUT/discriminator; Adam 0.002 β (0, 0.99);
+        options r1_gamma (10), r1_every (16), style_mixing (0), ema_kimg (10), pl_weight (0). Re-running resumes.
         """
         from pocketgan.core.errors import PocketganError
         from pocketgan.distill.api import train_teacher

@@ -30,9 +30,11 @@ from pocketgan.core.errors import ManifestError
 from pocketgan.core.fsio import read_json, write_json_atomic
 from pocketgan.core.registry import did_you_mean
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version 2: :class:`IOSpec` says ``scale``/``offset``/``channel_order``/``layout``/``interpolation``
-instead of version 1's ``value_range`` and prose ``normalization``; version-1 files are upgraded on read."""
+instead of version 1's ``value_range`` and prose ``normalization``; version-1 files are upgraded on read.
+Version 3: :class:`IOSpec` gains the input kind (``image`` | ``latent``) with ``z_dim``, ``num_classes``,
+``truncation`` and ``noise_mode``; a version-2 file is a version-3 file of an image generator."""
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 T = TypeVar("T")
@@ -129,7 +131,12 @@ def _convert_record(cls: type, value: Any, path: str) -> Any:
         raise _Invalid(path, f"{path + ' is ' if path else ''}missing {', '.join(missing)}")
     hints = _type_hints(cls)
     given = [f.name for f in inputs if f.name in value]
-    return cls(**{name: _convert(hints[name], value[name], _join(path, name)) for name in given})
+    converted = {name: _convert(hints[name], value[name], _join(path, name)) for name in given}
+    try:
+        return cls(**converted)
+    except ManifestError as exc:  # a check across fields (IOSpec: a latent input needs z_dim)
+        detail = str(exc).removeprefix(f"{cls.__name__}: ")
+        raise _Invalid(path, f"{path + ': ' if path else ''}{detail}") from None
 
 
 def _convert_container(tp: Any, value: Any, path: str) -> Any:
@@ -261,14 +268,28 @@ Interpolation = Literal["area", "linear", "cubic", "nearest", "lanczos"]
 when shrinking (no aliasing; ``INTER_AREA``) and bicubic when enlarging; the others in both directions."""
 
 
+InputKind = Literal["image", "latent"]
+"""``image``: an image-to-image generator (pix2pix, ResNet); ``latent``: it takes a latent ``z`` (StyleGAN2)."""
+NoiseMode = Literal["const", "random"]
+"""``const``: the generator's stored noise buffers (deterministic); ``random``: fresh noise every call."""
+FiniteFloat = Annotated[float, Check(lambda v: abs(v) < float("inf"), "a finite number", "finite numbers")]
+
+
 @dataclass
 class IOSpec(Record):
-    """How pixels enter and leave the generator, machine-readable.
+    """How pixels (or latents) enter the generator and pixels leave it, machine-readable.
 
-    A ``uint8`` image in ``channel_order`` becomes ``x * scale + offset`` (float32, ``layout``),
-    resized to the model's size with ``interpolation``; outputs map back the same way. The
-    height and width must be multiples of ``size_multiple`` (or exactly ``fixed_size`` for an
-    artifact built for one size). ``normalization`` is a derived one-line description.
+    ``input_kind="image"``: a ``uint8`` image in ``channel_order`` becomes ``x * scale + offset``
+    (float32, ``layout``), resized to the model's size with ``interpolation``; the height and width
+    must be multiples of ``size_multiple`` (or exactly ``fixed_size`` for an artifact built for one size).
+
+    ``input_kind="latent"``: the input is a latent ``z`` of shape ``(batch, z_dim)`` drawn from a
+    standard normal (``num_classes`` set for a class-conditional generator), mapped with truncation
+    ``ψ = truncation`` (``w_avg + ψ (w - w_avg)``; 1.0 is none) and noise ``noise_mode``;
+    ``fixed_size`` is the image size it makes and ``input_channels`` is unused.
+
+    Outputs of both kinds map back to ``uint8`` by inverting ``scale``/``offset``.
+    ``normalization`` is a derived one-line description.
     """
 
     input_channels: PositiveInt = 3
@@ -280,6 +301,11 @@ class IOSpec(Record):
     interpolation: Interpolation = "area"
     size_multiple: PositiveInt = 4
     fixed_size: tuple[PositiveInt, PositiveInt] | None = None
+    input_kind: InputKind = "image"
+    z_dim: PositiveInt | None = None
+    num_classes: PositiveInt | None = None
+    truncation: FiniteFloat = 1.0
+    noise_mode: NoiseMode = "const"
     normalization: str = field(init=False, default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -290,7 +316,23 @@ class IOSpec(Record):
                     setattr(self, f.name, _convert(hints[f.name], getattr(self, f.name), f.name))
         except _Invalid as exc:
             raise ManifestError(f"IOSpec: {exc}") from None
+        problem = self._kind_problem()
+        if problem:
+            raise ManifestError(f"IOSpec: {problem}")
         self.normalization = self.describe()
+
+    def _kind_problem(self) -> str | None:
+        if self.input_kind == "latent":
+            return None if self.z_dim is not None else "a latent input needs z_dim (the latent's size)"
+        latent_only = [name for name in ("z_dim", "num_classes") if getattr(self, name) is not None]
+        if self.truncation != 1.0:
+            latent_only.append("truncation")
+        if self.noise_mode != "const":
+            latent_only.append("noise_mode")
+        if latent_only:
+            verb = "applies" if len(latent_only) == 1 else "apply"
+            return f"{', '.join(latent_only)} only {verb} to input_kind 'latent' (this input is an image)"
+        return None
 
     @classmethod
     def from_value_range(cls, low: float, high: float, **fields: Any) -> IOSpec:
@@ -299,14 +341,39 @@ class IOSpec(Record):
             raise ManifestError(f"IOSpec: value range [{low}, {high}] must have high > low")
         return cls(scale=(high - low) / 255.0, offset=float(low), **fields)
 
+    @classmethod
+    def latent(cls, z_dim: int, size: int | tuple[int, int] | None = None, **fields: Any) -> IOSpec:
+        """The spec of a latent-input generator making ``size`` images from ``z`` of ``z_dim`` values."""
+        fixed = (size, size) if isinstance(size, int) else size
+        return cls(input_kind="latent", z_dim=z_dim, fixed_size=fixed, **fields)
+
+    @property
+    def is_latent(self) -> bool:
+        """True for a generator whose input is a latent ``z`` rather than an image."""
+        return self.input_kind == "latent"
+
+    def input_shape(self, batch: int, size: tuple[int, int]) -> tuple[int, ...]:
+        """The input tensor's shape for ``batch`` outputs of ``size``: ``(batch, z_dim)`` for a latent
+        input, ``(batch, input_channels, height, width)`` for an image."""
+        if self.is_latent:
+            return (batch, int(self.z_dim or 0))
+        return (batch, self.input_channels, int(size[0]), int(size[1]))
+
     @property
     def value_range(self) -> tuple[float, float]:
         """The floats that pixel values 0 and 255 map to: ``(offset, 255 * scale + offset)``."""
         return (self.offset, 255.0 * self.scale + self.offset)
 
     def describe(self) -> str:
-        """``x / 127.5 - 1 (uint8 RGB to [-1, 1], NCHW; area resize)``."""
+        """``x / 127.5 - 1 (uint8 RGB to [-1, 1], NCHW; area resize)``, or for a latent input
+        ``z ~ N(0, I) of 32 values, truncation 0.7, const noise; output [-1, 1] to uint8 RGB, NCHW``."""
         low, high = self.value_range
+        if self.is_latent:
+            classes = f", {self.num_classes} classes" if self.num_classes else ""
+            return (
+                f"z ~ N(0, I) of {self.z_dim} values{classes}, truncation {self.truncation:g}, "
+                f"{self.noise_mode} noise; output [{low:g}, {high:g}] to uint8 {self.channel_order}, {self.layout}"
+            )
         sign = "-" if self.offset < 0 else "+"
         shift = f" {sign} {abs(self.offset):g}" if self.offset else ""
         return (

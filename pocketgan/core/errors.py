@@ -23,3 +23,10 @@ class MissingDependencyError(PocketganError):
 
 class ParityError(PocketganError):
     """An exported artifact disagrees with PyTorch beyond the tolerance."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type name: how a
+    third-party library's failure is quoted inside a one-line :class:`PocketganError`."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

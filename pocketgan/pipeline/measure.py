@@ -18,11 +18,12 @@ from pocketgan.core.fsio import atomic_path
 from pocketgan.core.keys import cache_key
 from pocketgan.pipeline.cache import MEASURE_CODE, versions
 from pocketgan.pipeline.context import Run
+from pocketgan.pipeline.records import ModelRecord
 
 PROFILE_FIELDS = ("out_dir", "macs", "params", "compression")
 EXPORT_FIELDS = ("artifact", "parity_max_abs")
 BENCH_FIELDS = ("latency_p50_ms", "latency_p90_ms", "fps", "latency_cv")
-EVAL_FIELDS = ("metrics", "eval")
+EVAL_FIELDS = ("metrics", "eval", "curve")
 
 
 def stage_key(run: Run, stage: str, settings: dict[str, Any], *inputs: str) -> str:
@@ -45,12 +46,23 @@ def stage_profile(run: Run, build: bool = True) -> None:
     for name, record in run.models.items():
         record.out_dir = copy_model_dir(record.dir, run.out / "models" / name)
         record.set_loaded(load_model(record.out_dir))  # loaded once; export, eval and the grid reuse it
-        report = profile_model(record.loaded().model, (1, 3, run.size, run.size))
+        report = profile_model(record.loaded().model, profile_input(record.loaded().model, run.size))
         teacher_macs = teacher_macs or report.macs
         record.macs, record.params, record.compression = report.macs, report.params, 1 - report.macs / teacher_macs
         console.print(f"{name:<22} {format_count(report.macs)}MACs  {format_count(report.params)} params  "
                       f"-{record.compression * 100:.1f}% MACs")  # fmt: skip
     run.state.save("profile", key, run.models, PROFILE_FIELDS)
+
+
+def is_latent_run(run: Run) -> bool:
+    """Whether the run's teacher is a latent-input generator (StyleGAN2): its models make images from ``z``."""
+    return bool(run.models["teacher"].loaded().model.io.is_latent)
+
+
+def profile_input(model: Any, size: int) -> tuple[int, ...]:
+    """The input shape MACs are counted at: ``(1, z_dim)`` for a latent-input generator, else ``(1, 3, size, size)``."""
+    io = model.io
+    return (1, int(io.z_dim)) if io.is_latent else (1, 3, size, size)
 
 
 def copy_model_dir(source: Path, target: Path) -> Path:
@@ -92,8 +104,9 @@ def stage_bench(run: Run, build: bool = True) -> None:
         run.host = run.state.restore("bench", key, run.models).get("host", {})
         return
     names = list(run.models)
+    size = None if is_latent_run(run) else (run.size, run.size)  # a latent artifact draws z of its own size
     results = run_bench([str(run.models[n].artifact) for n in names], threads=section.threads, batch=section.batch,
-                        size=(run.size, run.size), warmup_ms=section.warmup_ms, iterations=section.iterations,
+                        size=size, warmup_ms=section.warmup_ms, iterations=section.iterations,
                         duration=section.duration, json_path=run.out / "bench.json")  # fmt: skip
     for name, result in zip(names, results):
         record = run.models[name]
@@ -104,17 +117,18 @@ def stage_bench(run: Run, build: bool = True) -> None:
 
 
 def eval_dataset(run: Run) -> Any:
-    """The evaluation split (opened once)."""
+    """The evaluation split (opened once): the real images of an unconditional run, the pairs of a translation one."""
     from pocketgan.distill.data import open_dataset
 
     if run.eval_dataset is None:
+        layout = "images" if is_latent_run(run) else None  # a latent model's data is single images, always
         run.eval_dataset = open_dataset(run.data_dir, split=run.config.eval.split, size=run.size,
-                                        direction=run.config.data.direction)  # fmt: skip
+                                        direction=run.config.data.direction, layout=layout)  # fmt: skip
     return run.eval_dataset
 
 
 def stage_eval(run: Run, build: bool = True) -> None:
-    """PSNR/SSIM vs ground truth and teacher, FID/KID with the run's feature network."""
+    """PSNR/SSIM vs ground truth and teacher, FID/KID with the run's feature network, FID over training."""
     from pocketgan.distill.features import load_feature_network
     from pocketgan.distill.metrics import evaluate
 
@@ -133,4 +147,17 @@ def stage_eval(run: Run, build: bool = True) -> None:
                           teacher=None if name == "teacher" else teacher, batch_size=section.batch,
                           model_name=name, progress=run.progress)  # fmt: skip
         record.metrics, record.eval = report.row(), report.to_dict()
+        record.curve = fid_over_training(run, record, dataset, feature)
     run.state.save("eval", key, run.models, EVAL_FIELDS)
+
+
+def fid_over_training(run: Run, record: ModelRecord, dataset: Any, feature: Any) -> list[dict[str, Any]]:
+    """FID of each training snapshot the model's run left (option ``snapshot_every``; none: ``[]``)."""
+    from pocketgan.distill.evaluation import evaluate_over_training
+    from pocketgan.distill.run_log import list_snapshots
+
+    snapshots = list_snapshots(record.dir)
+    if not snapshots:
+        return []
+    return evaluate_over_training(record.loaded().model, snapshots, dataset, feature=feature,
+                                  batch_size=run.config.eval.batch, progress=run.progress)  # fmt: skip

@@ -20,7 +20,8 @@ class ModelRecord:
 
     ``dir`` is the model directory in the cache and ``key`` its cache key; ``out_dir`` is its
     copy in the run directory (profile), ``artifact`` its export; ``metrics`` are the
-    :meth:`~pocketgan.distill.metrics.EvalReport.row` figures and ``eval`` the full evaluation.
+    :meth:`~pocketgan.distill.metrics.EvalReport.row` figures, ``eval`` the full evaluation and ``curve``
+    the FID at each training snapshot (StyleGAN2 runs).
     """
 
     name: str
@@ -40,6 +41,7 @@ class ModelRecord:
     latency_cv: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)  # FID at the training snapshots: [{"step", "fid"}]
     _loaded: LoadedModel | None = field(default=None, repr=False, compare=False)
 
     def loaded(self) -> LoadedModel:

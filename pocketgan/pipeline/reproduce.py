@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketgan.config import RunConfig
+from pocketgan.export.formats import format_spec
 
 #: recipe field → flag, per verb (in the order the flags are written).
 FLAGS: dict[str, dict[str, str]] = {
@@ -102,7 +103,8 @@ def reproduce_commands(config: RunConfig, out: Path, *, models: Collection[str],
         lines.append(_join(head, verb_flags("prune", data)))
     for name in models:
         lines.append(_join(["pocketgan", "export", name, "-o", f"onnx/{name}"], verb_flags("export", data)))
-    artifacts = [f"onnx/{name}/model.onnx" for name in models]
+    artifact = format_spec(config.export.format).artifact  # the pipeline exports to RUN/onnx/NAME/ARTIFACT
+    artifacts = [f"onnx/{name}/{artifact}" for name in models]
     lines.append(_join(["pocketgan", "bench", *artifacts], verb_flags("bench", data)))
     for name in models:
         teacher = [] if name == "teacher" else ["--teacher", "teacher"]

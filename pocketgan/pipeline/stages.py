@@ -106,17 +106,19 @@ def stage_students(run: Run, build: bool = True) -> None:
 
 def distill_one(run: Run, entry: StudentConfig, build: bool) -> None:
     """One student: from the cache, or distilled now."""
-    from pocketgan.distill.base import get_distiller
+    from pocketgan.distill.api import resolve_method
     from pocketgan.distill.trainer import distill_student
 
     teacher, settings = run.models["teacher"], training_settings(run.config, entry)
-    distiller = get_distiller(entry.method)
+    distiller = resolve_method(entry.method, teacher.dir)  # kd of a StyleGAN2 teacher is CAGAN's KD
     perceptual = run.feature if distiller.needs_perceptual and run.feature else None
-    inputs = [teacher.key, run.data_key, perceptual.key if perceptual else "", source_key(entry.student) or ""]
+    inputs = [teacher.key, run.data_key, perceptual.key if perceptual else "",
+              (source_key(entry.student) if entry.student else None) or ""]
     identity = {"method": entry.method, "student": entry.student, **settings}
     key = cache_key("student", identity, *inputs, code=training_code(distiller.__module__))
     target = run.cached_dir("students", key)
-    console.print(f"[bold]{entry.name}[/]: {entry.method} → {entry.student}")
+    arch = entry.student or uniform_student(entry)
+    console.print(f"[bold]{entry.name}[/]: {entry.method} → {arch}")
     if is_model_dir(target):
         run.note_cached(entry.name, target)
     elif not build:
@@ -125,7 +127,12 @@ def distill_one(run: Run, entry: StudentConfig, build: bool) -> None:
         print_trained(distill_student(entry.method, teacher.dir, entry.student, run.data_dir, target,
                                       perceptual=perceptual.ref if perceptual else None, progress=run.progress,
                                       **settings))  # fmt: skip
-    run.models[entry.name] = ModelRecord(name=entry.name, dir=target, method=entry.method, key=key, arch=entry.student)
+    run.models[entry.name] = ModelRecord(name=entry.name, dir=target, method=entry.method, key=key, arch=arch)
+
+
+def uniform_student(entry: StudentConfig) -> str:
+    """How a student with no ``student`` is made: the teacher pruned uniformly to ``options.ratio``."""
+    return f"teacher, uniform P={entry.options['ratio']:g}"
 
 
 def pruned_name(student: str) -> str:

@@ -1,0 +1,128 @@
+"""Deployment targets benchmark: every format that runs here, for the teacher and the student, in one run.
+
+For ``resnet9:ngf=64`` (the pix2pix/CycleGAN teacher) and ``mobile-resnet:ngf=16`` (OMGD's student) at
+256×256, it exports onnx fp32/fp16/int8, ort fp32 and openvino fp32/fp16/int8 (each checked against
+PyTorch by ``export_model``), then times all of them *interleaved in one benchmark call* with the
+backend the formats table names, plus OpenVINO running the fp32 ``model.onnx`` itself (the same file
+as onnxruntime). It reports size, parity (max abs, PSNR), p50/p90, the host's ISA, and which backend
+is fastest for each model here and by how much. Weights are random (latency does not depend on them;
+int8 quality on trained weights calibrated on the dataset is higher, so the int8 PSNR gate is off here
+and the PSNR reported). Needs ``pocketgan[openvino]``.
+
+    python benchmarks/targets.py [--size 256] [--threads 2] [--iterations 20] [--duration 20]
+                                 [--out benchmarks/results/targets]
+
+Prints a table and writes ``<out>/targets.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pocketgan import __version__
+from pocketgan.console import console
+from pocketgan.core.fsio import write_json_atomic
+from pocketgan.core.hostinfo import host_isa
+from pocketgan.export.api import export_model
+from pocketgan.export.formats import format_spec
+from pocketgan.export.job import ExportOptions
+from pocketgan.models import load_model
+from pocketgan.runtime import benchmark, load
+from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+
+MODELS = [("teacher resnet9 ngf64", "resnet9:ngf=64"), ("student mobile-resnet ngf16", "mobile-resnet:ngf=16")]
+#: (format, precision) in the table's order.
+TARGETS = [("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("ort", "fp32"),
+           ("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8")]  # fmt: skip
+
+
+def export_all(name: str, ref: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Export ``ref`` in every target; one row per artifact (plus OpenVINO on the fp32 ONNX file)."""
+    torch.manual_seed(0)
+    loaded = load_model(ref)
+    rows = []
+    for fmt, precision in TARGETS:
+        out = args.out / "models" / name.split()[0] / f"{fmt}-{precision}"  # git-ignored
+        options = ExportOptions(size=(args.size, args.size), precision=precision, samples=args.samples,
+                                calibration_samples=args.calibration_samples,
+                                min_psnr_db=0.0 if precision == "int8" else None)  # fmt: skip
+        console.print(f"{name}: exporting {fmt} {precision} …")
+        sidecar = export_model(loaded, fmt, out, options)
+        spec = format_spec(fmt)
+        artifact = out / sidecar.file
+        files = [artifact, *(artifact.with_name(c) for c in spec.companions)]
+        rows.append({
+            "model": name, "format": fmt, "precision": precision, "backend": spec.backend, "artifact": str(artifact),
+            "size_mb": sum(f.stat().st_size for f in files) / 1e6,
+            "parity_max_abs": sidecar.parity.max_abs, "parity_psnr_db": sidecar.parity.psnr_db,
+        })  # fmt: skip
+    fp32 = rows[0]
+    rows.append({**fp32, "format": "onnx (OpenVINO runs the .onnx)", "backend": "openvino"})
+    return rows
+
+
+def main() -> None:
+    parser = latency_parser(__doc__, duration=20.0, duration_help="timed seconds of the whole run, at least",
+                            out=Path("benchmarks/results/targets"))  # fmt: skip
+    parser.add_argument("--samples", type=int, default=2, help="parity inputs per export")
+    parser.add_argument("--calibration-samples", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    rows = [row for name, ref in MODELS for row in export_all(name, ref, args)]
+    runners = [load(row["artifact"], backend=row["backend"], threads=args.threads) for row in rows]
+    settings = bench_settings(args)
+    console.print(f"benchmarking {len(runners)} artifacts interleaved …")
+    results = benchmark(runners, settings)
+    for row, result in zip(rows, results, strict=True):
+        row.update(p50_ms=result.latency.p50_ms, p90_ms=result.latency.p90_ms, cv=result.latency.cv,
+                   providers=result.providers)  # fmt: skip
+    print_table(rows, args)
+    for line in fastest(rows):
+        console.print(line)
+    payload = {
+        "benchmark": "targets", "pocketgan_version": __version__, "input_shape": [1, 3, args.size, args.size],
+        "threads": args.threads, "host": {**results[0].host, "isa": host_isa().label},
+        "seconds": round(time.perf_counter() - started, 1), "artifacts": rows, "fastest": fastest(rows),
+        "raw": [r.to_dict() for r in results],
+    }  # fmt: skip
+    console.print(f"wrote {write_json_atomic(args.out / 'targets.json', payload)}")
+
+
+def fastest(rows: list[dict[str, Any]]) -> list[str]:
+    """Per model: the fastest fp32 backend on the same ONNX file, and the fastest artifact overall."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        ort, ov = mine[0], mine[-1]  # the fp32 model.onnx on onnxruntime and on OpenVINO
+        quicker, slower = sorted((ort, ov), key=lambda r: r["p50_ms"])
+        best = min(mine, key=lambda r: r["p50_ms"])
+        lines.append(
+            f"{model}: on the same fp32 model.onnx {quicker['backend']} is {slower['p50_ms'] / quicker['p50_ms']:.2f}x "
+            f"faster than {slower['backend']} (p50 {quicker['p50_ms']:.1f} vs {slower['p50_ms']:.1f} ms); fastest "
+            f"artifact: {best['format']} {best['precision']} on {best['backend']} (p50 {best['p50_ms']:.1f} ms)"
+        )
+    return lines
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    title = f"targets: {args.size}×{args.size}, batch 1, {args.threads} threads, host {host_isa().label}"
+    table = Table(title=title)
+    for column in ("model", "format", "precision", "backend", "size MB", "max |Δ|", "PSNR dB", "p50 ms", "p90 ms"):
+        table.add_column(column, justify="left" if column in ("model", "format", "backend") else "right")
+    for r in rows:
+        table.add_row(r["model"], r["format"], r["precision"], r["backend"], f"{r['size_mb']:.2f}",
+                      f"{r['parity_max_abs']:.1e}", f"{r['parity_psnr_db']:.1f}", f"{r['p50_ms']:.1f}",
+                      f"{r['p90_ms']:.1f}")  # fmt: skip
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

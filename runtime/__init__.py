@@ -27,6 +27,7 @@ _LAZY = {
     "BenchResult": "pocketgan.runtime.bench",
     "benchmark": "pocketgan.runtime.bench",
     "LatencyStats": "pocketgan.runtime.stats",
+    "Placement": "pocketgan.runtime.placement",
     "host_info": "pocketgan.runtime.host",
 }
 

@@ -5,7 +5,8 @@ frequency scaling, thermal throttling and background load hit all of them alike 
 ratios stay fair. A run lasts at least ``iterations`` iterations per runner AND at least
 ``duration_s`` seconds. Progress goes to a :data:`~pocketgan.core.progress.ProgressCallback`:
 a "warm-up" task, then a "timing" task in percent of the run (reported between iterations, never
-during one).
+during one), then, untimed, a "placement" task: each runner's backend says which provider ran each
+part of the graph (:mod:`pocketgan.runtime.placement`; ``BenchSettings(placement=False)`` skips it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback, ProgressTask
 from pocketgan.runtime.host import host_info, peak_rss_mb
 from pocketgan.runtime.latent import latent_feeds
+from pocketgan.runtime.placement import Placement
 from pocketgan.runtime.runner import Runner
 from pocketgan.runtime.stats import HIGH_CV, LatencyStats
 
@@ -38,6 +40,7 @@ class BenchSettings:
     iterations: int = 50
     duration_s: float = 5.0
     seed: int = 0
+    placement: bool = True  # after timing: which provider ran each part of the graph
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -70,6 +73,7 @@ class BenchResult:
     host: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     input_kind: str = "image"  # "latent": fresh random z every iteration
+    placement: Placement | None = None  # None: skipped, or the backend cannot tell
 
     @property
     def throughput(self) -> float:
@@ -77,7 +81,8 @@ class BenchResult:
         return self.latency.throughput(self.batch)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON record; ``placement`` only when it was measured."""
+        record = {
             "artifact": self.artifact,
             "backend": self.backend,
             "providers": self.providers,
@@ -97,6 +102,9 @@ class BenchResult:
             "warnings": self.warnings,
             "samples_ms": self.samples_ms,
         }
+        if self.placement is not None:
+            record["placement"] = self.placement.to_dict()
+        return record
 
 
 def make_input(runner: Runner, settings: BenchSettings) -> np.ndarray:
@@ -125,6 +133,12 @@ class BenchInput:
         runner = self.runner
         return latent_feeds(runner.info.inputs, runner.io, z, [self.rng] * len(z), None, runner.name)
 
+    def feed(self) -> dict[str, np.ndarray]:
+        """A value for every input: the fixed image batch, or fresh latents (and noise)."""
+        if not self.latent:
+            return {self.runner.input_name: self.first}
+        return self._feed(self.rng.standard_normal(self.shape, dtype=np.float32))
+
     def time_once(self) -> int:
         """Nanoseconds for one run (the output is materialized by the backend); new latents are drawn first."""
         if not self.latent:
@@ -144,7 +158,8 @@ def benchmark(
 ) -> list[BenchResult]:
     """Measure ``runners`` interleaved and return one :class:`BenchResult` each, in the same order.
 
-    ``progress`` receives a "warm-up" task, then a "timing" task (``completed`` of 100 percent).
+    ``progress`` receives a "warm-up" task, then a "timing" task (``completed`` of 100 percent), then a
+    "placement" task unless ``settings.placement`` is off.
     """
     if not runners:
         raise PocketganError("nothing to benchmark")
@@ -156,10 +171,24 @@ def benchmark(
         samples, elapsed = _timed_rounds(runners, inputs, settings, task)
     rss = peak_rss_mb()
     host = host_info()
-    return [
+    results = [
         _result(runner, batch, settings, warmups, elapsed, timed, rss, host)
         for runner, batch, warmups, timed in zip(runners, inputs, warmup_counts, samples, strict=True)
     ]
+    if settings.placement:
+        with ProgressTask(progress, f"placement ({what})", len(runners)) as task:
+            for result, batch in zip(task.track(results), inputs, strict=True):
+                _record_placement(result, batch)
+    return results
+
+
+def _record_placement(result: BenchResult, batch: BenchInput) -> None:
+    """``result.placement`` from the runner's backend (after timing, so it never disturbs it); a backend
+    error becomes a warning: the timing stands."""
+    try:
+        result.placement = batch.runner.placement(batch.feed())
+    except PocketganError as exc:
+        result.warnings.append(f"placement not recorded: {exc}")
 
 
 def _warm_up(runners: Sequence[Runner], inputs: Sequence[BenchInput], warmup_ms: float) -> list[int]:

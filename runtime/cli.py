@@ -49,6 +49,14 @@ OutOpt = Annotated[
     Optional[Path],
     typer.Option("--out", "-o", metavar="PATH", help="Write the results (raw samples included) as JSON to PATH."),
 ]
+PlacementOpt = Annotated[
+    bool,
+    typer.Option(
+        "--placement/--no-placement",
+        help="After timing, record which provider (or device) ran each part of the graph: a short "
+        "profiled onnxruntime run, or OpenVINO's runtime graph with its layer precisions.",
+    ),
+]
 LegacyJsonOpt = Annotated[Optional[Path], typer.Option("--json", hidden=True, help="Old spelling of --out.")]
 
 
@@ -80,6 +88,7 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         iterations: IterationsOpt = 50,
         duration: DurationOpt = 5.0,
         out: OutOpt = None,
+        placement: PlacementOpt = True,
         legacy_json: LegacyJsonOpt = None,
     ) -> None:
         """Measure latency and throughput: warm up, then time iterations round robin across ARTIFACTs."""
@@ -94,6 +103,7 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
             iterations=iterations,
             duration=duration,
             json_path=out or legacy_json,
+            placement=placement,
         )
 
 
@@ -108,6 +118,7 @@ def run_bench(
     iterations: int = 50,
     duration: float = 5.0,
     json_path: str | os.PathLike[str] | None = None,
+    placement: bool = True,
 ) -> list["BenchResult"]:
     """Load every artifact (``backends[i]``, default ort), benchmark them interleaved, print a table, write JSON.
 
@@ -119,7 +130,7 @@ def run_bench(
     from pocketgan.runtime.registry import load
     from pocketgan.runtime.report import print_results, write_results_json
 
-    settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration)
+    settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration, placement=placement)
     if json_path is not None and Path(json_path).is_dir():
         raise PocketganError(f"-o/--out {json_path} is a directory; give a file name")
     backends = list(backends or [pick_backend(a) for a in artifacts])

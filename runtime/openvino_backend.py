@@ -21,6 +21,7 @@ from pocketgan.core.embedded import KEYS, PREFIX
 from pocketgan.core.errors import PocketganError, first_line
 from pocketgan.core.optional import require
 from pocketgan.runtime.artifact_meta import describe_artifact, read_sidecar
+from pocketgan.runtime.placement import Placement, from_openvino_runtime_model
 from pocketgan.runtime.registry import register_backend
 from pocketgan.runtime.runner import Runner, RunnerInfo
 
@@ -56,6 +57,13 @@ class OpenVinoRunner(Runner):
             shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in arrays.items())
             raise PocketganError(f"{self.name}: OpenVINO failed on input {shapes}: {first_line(exc)}") from None
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+    def placement(self, feed: Mapping[str, np.ndarray]) -> Placement | None:
+        """The compiled model's runtime graph after a run of ``feed``: every executed layer under the device
+        that ran it, with its runtime precision (``u8``/``i8`` for an int8 IR) and kernel."""
+        self.run_feed(feed)  # the runtime graph is final once the model has run
+        devices = [str(d) for d in self.compiled.get_property("EXECUTION_DEVICES")]
+        return from_openvino_runtime_model(self.compiled.get_runtime_model(), devices, self.providers[0])
 
 
 @register_backend("openvino")

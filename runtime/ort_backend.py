@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from pocketgan.core.errors import PocketganError, first_line
 from pocketgan.core.optional import require
 from pocketgan.core.contract import IOSpec, TensorInfo
 from pocketgan.runtime.artifact_meta import describe_artifact, read_sidecar
+from pocketgan.runtime.placement import Placement, from_ort_profile
 from pocketgan.runtime.registry import register_backend
 from pocketgan.runtime.runner import Runner, RunnerInfo
 
@@ -33,6 +36,8 @@ PROVIDER_ALIASES = {
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 ONNX_FILE = "model.onnx"
 ORT_FILE = "model.ort"  # ONNX Runtime's mobile format: loaded by the same session
+#: Runs of the profiled session that records which provider ran each node.
+PROFILED_RUNS = 3
 
 
 def choose_providers(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
@@ -62,9 +67,10 @@ def resolve_onnx_path(artifact: str | os.PathLike[str]) -> Path:
 class OrtRunner(Runner):
     """An ``onnxruntime.InferenceSession`` for one generator artifact."""
 
-    def __init__(self, session: Any, info: RunnerInfo) -> None:
+    def __init__(self, session: Any, info: RunnerInfo, path: Path | None = None) -> None:
         super().__init__(info)
         self.session = session
+        self.path = path  # the file the session was opened from: a profiled twin reopens it
         self._input_types = {arg.name: _ORT_DTYPES.get(arg.type) for arg in session.get_inputs()}
         unsupported = [arg.type for arg in session.get_inputs() if self._input_types[arg.name] is None]
         if unsupported:
@@ -76,16 +82,44 @@ class OrtRunner(Runner):
 
     def run_feed(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run with a value for every input by name (each cast to the session's type); the first output as float32."""
-        missing = [name for name in self._input_types if name not in feed]
-        if missing:
-            raise PocketganError(f"{self.name}: no value for input {', '.join(missing)}")
-        cast = {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self._input_types.items()}
+        cast = self._cast(feed)
         try:
             out = self.session.run([self.output_name], cast)[0]
         except Exception as exc:  # onnxruntime raises its own types for shape/type mismatches
             shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in cast.items())
             raise PocketganError(f"{self.name}: onnxruntime failed on input {shapes}: {first_line(exc)}") from None
         return np.asarray(out, dtype=np.float32)
+
+    def placement(self, feed: Mapping[str, np.ndarray], runs: int = PROFILED_RUNS) -> Placement | None:
+        """Run ``feed`` ``runs`` times in a separate profiled session (same file, options and providers, so
+        the timed session is never slowed by profiling); its profile, read then deleted, names the provider
+        of every node ORT ran (after its graph optimizations and partitioning)."""
+        if self.path is None:
+            return None
+        ort = require("onnxruntime", "runtime", "running ONNX models")
+        cast = self._cast(feed)
+        providers = self.session.get_providers()
+        with tempfile.TemporaryDirectory(prefix="pocketgan-profile-") as tmp:
+            options = session_options(ort, self.info.threads)
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / "ort-profile")
+            try:
+                session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+                for _ in range(runs):
+                    session.run([self.output_name], cast)
+                profile = Path(session.end_profiling())
+                events = json.loads(profile.read_text())
+            except Exception as exc:  # onnxruntime's own error types, an unreadable profile
+                raise PocketganError(f"{self.name}: the profiled onnxruntime run failed: {first_line(exc)}") from None
+            profile.unlink()
+        return from_ort_profile(events, providers[0], runs)
+
+    def _cast(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A value for every input, each as the session's dtype (one-line error naming a missing one)."""
+        missing = [name for name in self._input_types if name not in feed]
+        if missing:
+            raise PocketganError(f"{self.name}: no value for input {', '.join(missing)}")
+        return {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self._input_types.items()}
 
 
 @register_backend("ort")
@@ -103,15 +137,8 @@ def load_ort(
     path = resolve_onnx_path(artifact)
     sidecar = read_sidecar(path)
     chosen = choose_providers(ort.get_available_providers(), providers)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: failures become one PocketganError line
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        session = ort.InferenceSession(str(path), sess_options=session_options(ort, threads), providers=chosen)
     except Exception as exc:  # truncated, corrupt or not an ONNX model at all
         raise PocketganError(f"{path}: cannot load ONNX model ({first_line(exc)})") from None
     described = describe_artifact(path, session.get_modelmeta().custom_metadata_map, sidecar)
@@ -128,7 +155,20 @@ def load_ort(
         versions={"onnxruntime": ort.__version__, "numpy": np.__version__},
         warnings=described.warnings,
     )
-    return OrtRunner(session, info)
+    return OrtRunner(session, info, path)
+
+
+def session_options(ort: Any, threads: int | None) -> Any:
+    """The ``SessionOptions`` of every pocketgan session: errors-only logging (failures become one
+    PocketganError line), all graph optimizations, sequential execution, ``threads`` intra-op threads."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
 
 
 def _tensor_infos(args: Sequence[Any], declared: Sequence[TensorInfo]) -> list[TensorInfo]:

@@ -22,8 +22,10 @@ def results_table(results: Sequence[BenchResult]) -> Table:
     for r in results:
         table.add_column(r.artifact, justify="right", overflow="fold")
     baseline = results[0].latency.mean_ms if results else 0.0
+    placed = any(r.placement is not None for r in results)
     for label, cell in _ROWS:
-        table.add_row(label, *(cell(r, baseline) for r in results))
+        if label != "placement" or placed:  # no placement row when none was recorded (--no-placement)
+            table.add_row(label, *(cell(r, baseline) for r in results))
     return table
 
 
@@ -34,6 +36,7 @@ def _ms(field: str) -> Callable[[BenchResult, float], str]:
 _ROWS: list[tuple[str, Callable[[BenchResult, float], str]]] = [
     ("backend", lambda r, _: r.backend),
     ("providers", lambda r, _: ", ".join(p.removesuffix(_PROVIDER_SUFFIX) for p in r.providers)),
+    ("placement", lambda r, _: r.placement.summary() if r.placement is not None else "n/a"),
     ("input", lambda r, _: "x".join(str(d) for d in r.input_shape) + (" z (random)" * (r.input_kind == "latent"))),
     ("threads", lambda r, _: str(r.threads) if r.threads else "default"),
     ("iterations", lambda r, _: f"{r.latency.count} (+{r.warmup_iterations} warm-up)"),

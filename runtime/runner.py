@@ -12,6 +12,7 @@ from pocketgan.core.contract import ArtifactManifest, IOSpec, TensorInfo
 from pocketgan.core.errors import PocketganError
 from pocketgan.imaging import prepare
 from pocketgan.runtime import latent, pixels
+from pocketgan.runtime.placement import Placement
 
 
 @dataclass
@@ -57,6 +58,11 @@ class Runner(ABC):
         if len(self.info.inputs) != 1:
             raise PocketganError(f"{self.name}: the {self.backend} backend cannot feed several inputs")
         return self.run(feed[self.input_name])
+
+    def placement(self, feed: Mapping[str, np.ndarray]) -> Placement | None:
+        """Which provider (or device) ran each part of the graph on ``feed`` (a value for every input),
+        as the backend itself reports it; ``None`` when the backend cannot tell (the default)."""
+        return None
 
     # -- signature ---------------------------------------------------------------------------
     @property

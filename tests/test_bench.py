@@ -64,7 +64,8 @@ def test_the_engine_reports_warm_up_then_timing_in_percent(artifacts):
     events: list[ProgressEvent] = []
     (result,) = benchmark([runtime.load(artifacts.static, threads=1)],
                           BenchSettings(warmup_ms=0, iterations=4, duration_s=0), progress=events.append)  # fmt: skip
-    assert [e.task for e in events if e.finished] == ["warm-up (1 artifact)", "timing 1 artifact"]
+    finished = ["warm-up (1 artifact)", "timing 1 artifact", "placement (1 artifact)"]
+    assert [e.task for e in events if e.finished] == finished
     timing = [e for e in events if e.task == "timing 1 artifact"]
     assert [e.completed for e in timing] == [0.0, 25.0, 50.0, 75.0, 100.0, 100.0] and timing[0].total == 100.0
     assert [e.status for e in timing[1:-1]] == ["1 round", "2 rounds", "3 rounds", "4 rounds"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,7 @@ from pocketgan.core.options import parse_key_values, parse_size
 
 if TYPE_CHECKING:
     from pocketgan.export import ExportOptions
+    from pocketgan.models import LoadedModel
 
 
 def _default_precision(fmt: str) -> str:
@@ -48,6 +51,8 @@ def register(app: typer.Typer) -> None:
         noise_input: o.NoiseInputOpt = False,
         option: o.FormatOptionOpt = [],  # noqa: B006  (typer reads the default; never mutated)
         check_only: o.CheckOnlyOpt = False,
+        data: o.QualityDataOpt = None,
+        feature: o.QualityFeatureOpt = None,
     ) -> None:
         """Export MODEL for deployment, checked against PyTorch; nothing is written if parity fails."""
         from pocketgan.export import ExportOptions
@@ -60,11 +65,21 @@ def register(app: typer.Typer) -> None:
             truncation=truncation, truncation_input=truncation_input, noise_input=noise_input,
             format_options=parse_key_values(option),
         )  # fmt: skip
-        _run_export(model, arch, fmt, out, options, latency=latency, check_only=check_only)
+        quality = QualityRequest(data, feature) if data is not None else None
+        _run_export(model, arch, fmt, out, options, latency=latency, check_only=check_only, quality=quality)
+
+
+@dataclass(frozen=True)
+class QualityRequest:
+    """``--data DIR [--feature NAME|PATH]``: measure the export's FID/KID change (pocketgan.quantization_quality)."""
+
+    data: Path
+    feature: str | None = None
 
 
 def _run_export(
-    model: str, arch: str | None, fmt: str, out: Path, options: ExportOptions, *, latency: bool, check_only: bool
+    model: str, arch: str | None, fmt: str, out: Path, options: ExportOptions, *, latency: bool, check_only: bool,
+    quality: QualityRequest | None = None,
 ) -> None:
     """Checks (``--check-only``), or exports to one format (two report lines) or several (one summary table)."""
     from pocketgan.commands.export_summary import export_formats
@@ -78,13 +93,31 @@ def _run_export(
 
         raise typer.Exit(run_check(model, arch, names, out, options))
     loaded = load_model(model, arch)
+    if quality is not None:  # refused in one line before anything is exported
+        from pocketgan.quantization_quality import check_quality_request
+
+        check_quality_request(loaded, quality.data, options.precision)
     every = fmt.strip() == "all"
     if len(names) > 1 or every:  # one summary table (pocketgan.commands.export_summary)
-        export_formats(loaded, names, out, options, latency=latency, every=every)
+        measure = partial(_quality, loaded, quality=quality, precision=options.precision) if quality else None
+        export_formats(loaded, names, out, options, latency=latency, every=every, quality=measure)
         return
     with RichProgress() as bar:
         sidecar = export_model(loaded, names[0], out, options, progress=bar)
     _report(out / sidecar.file, sidecar)
+    if quality is not None:
+        _quality(loaded, out / sidecar.file, quality=quality, precision=options.precision)
+
+
+def _quality(loaded: LoadedModel, artifact: Path, *, quality: QualityRequest, precision: str) -> dict[str, float]:
+    """Measure, record in the sidecar and print the FID/KID change of ``artifact`` (``--data``); return the change."""
+    from pocketgan.quantization_quality import measure_quality_change, record_quality_change
+
+    with RichProgress() as bar:
+        change = measure_quality_change(loaded, artifact, quality.data, feature=quality.feature, progress=bar)
+    record_quality_change(artifact, change)
+    console.print(f"{artifact.name}: {change.line(precision)}", soft_wrap=True, markup=False)
+    return change.delta
 
 
 def _latent_line(sidecar: ArtifactManifest) -> str:

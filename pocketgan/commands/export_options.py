@@ -82,3 +82,12 @@ CheckOnlyOpt = Annotated[bool, typer.Option(
     "--check-only", help="--format tensorrt: check the ONNX graph against TensorRT 10.x here (ops, attributes, "
     "dtypes, precision traps) and print the trtexec command; builds nothing. MODEL may be an .onnx file.",
 )]  # fmt: skip
+QualityDataOpt = Annotated[Path | None, typer.Option(
+    "--data", metavar="DIR", help="--precision int8 or fp16: also measure FID and KID of the PyTorch fp32 model "
+    "and of the artifact on DIR's val split and report the change (ΔFID, ΔKID; sidecar extra.quality). "
+    "Image-to-image models only.",
+)]  # fmt: skip
+QualityFeatureOpt = Annotated[str | None, typer.Option(
+    "--feature", metavar="NAME|PATH", help="With --data: the feature network for FID/KID (default: DIR's domain "
+    "network, trained once and cached; inception, pocketgan-<dataset>[-<key>] or a weights file).",
+)]  # fmt: skip

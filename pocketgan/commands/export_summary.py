@@ -7,7 +7,7 @@ run here are then timed together, interleaved, with the backend the formats tabl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 CHECKED, UNCHECKED, FAILED = "✅", "❎", "❌"
 #: The short benchmark behind the table's p50 column (``pocketgan-bench`` measures properly).
-QUICK_BENCH = {"warmup_ms": 200.0, "iterations": 10, "duration_s": 1.0}
+QUICK_BENCH = {"warmup_ms": 200.0, "iterations": 10, "duration_s": 1.0, "placement": False}  # p50 only
 
 
 @dataclass
@@ -47,6 +47,14 @@ class FormatOutcome:
     artifact: Path | None = None
     p50_ms: float | None = None
     host_limited: bool = False  # failed only because this host cannot build the format
+    quality_delta: dict[str, float] | None = None  # --data: ΔFID/ΔKID vs PyTorch fp32 (quantization_quality)
+
+    @property
+    def runs_here(self) -> bool:
+        """Checked here, and the runtime backend the formats table names for it is installed."""
+        from pocketgan.runtime.registry import backend_installed
+
+        return self.status == CHECKED and bool(self.spec.backend) and backend_installed(self.spec.backend)
 
     @property
     def size_mb(self) -> float | None:
@@ -60,9 +68,12 @@ class FormatOutcome:
 
 def export_formats(
     loaded: LoadedModel, names: Sequence[str], out: Path, options: ExportOptions, *, latency: bool = True,
-    every: bool = False,
+    every: bool = False, quality: Callable[[Path], dict[str, float]] | None = None,
 ) -> list[FormatOutcome]:
     """Export ``loaded`` in every format of ``names`` into ``out``, time those that run here, print the table.
+
+    ``quality`` (``--data``) measures the FID/KID change of an artifact that runs here (``{"fid": Δ, "kid": Δ}``):
+    the table then gains ΔFID and ΔKID columns.
 
     Raises a one-line :class:`PocketganError` after the table when a format failed for a reason other than
     this host lacking what it needs to build it (or, for ``every`` format: ``--format all``, than the
@@ -73,6 +84,9 @@ def export_formats(
     outcomes = [_export_one(loaded, spec.name, out, options_for(spec, options), every) for spec in specs]
     if latency:
         _time_runnable(outcomes)
+    for outcome in outcomes if quality is not None else []:
+        if outcome.runs_here and outcome.artifact is not None:
+            outcome.quality_delta = quality(outcome.artifact)  # type: ignore[misc]
     console.print(summary_table(outcomes, options.precision))
     failures = [o for o in outcomes if o.status == FAILED and not o.host_limited]
     if failures:
@@ -119,9 +133,8 @@ def _time_runnable(outcomes: Sequence[FormatOutcome]) -> None:
     """p50 of every checked artifact whose backend is installed here, measured interleaved in one run."""
     from pocketgan.runtime import benchmark, load
     from pocketgan.runtime.bench import BenchSettings
-    from pocketgan.runtime.registry import backend_installed
 
-    runnable = [o for o in outcomes if o.status == CHECKED and o.spec.backend and backend_installed(o.spec.backend)]
+    runnable = [o for o in outcomes if o.runs_here]
     if not runnable:
         return
     runners = [load(o.artifact, backend=o.spec.backend) for o in runnable]  # type: ignore[arg-type]
@@ -132,16 +145,20 @@ def _time_runnable(outcomes: Sequence[FormatOutcome]) -> None:
 
 
 def summary_table(outcomes: Sequence[FormatOutcome], precision: str) -> Table:
-    """Format, status, size, parity (max abs, PSNR), p50 and the reason, one row per format."""
+    """Format, status, size, parity (max abs, PSNR), p50 (ΔFID, ΔKID with --data) and the reason, one row each."""
     table = Table(title=f"pocketgan export ({precision})", title_justify="left")
+    measured = any(o.quality_delta for o in outcomes)
     for column, justify in (("format", "left"), ("status", "center"), ("size MB", "right"), ("max abs", "right"),
-                            ("PSNR dB", "right"), ("p50 ms", "right"), ("notes", "left")):  # fmt: skip
+                            ("PSNR dB", "right"), ("p50 ms", "right"),
+                            *((("ΔFID", "right"), ("ΔKID", "right")) if measured else ()),
+                            ("notes", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for o in outcomes:
-        parity = o.sidecar.parity if o.sidecar else None
+        parity, delta = o.sidecar.parity if o.sidecar else None, o.quality_delta or {}
+        quality = (_number(delta.get("fid"), "+.3g"), _number(delta.get("kid"), "+.3g")) if measured else ()
         table.add_row(
             o.spec.name, o.status, _number(o.size_mb, ".2f"), _number(parity.max_abs if parity else None, ".2g"),
-            _number(parity.psnr_db if parity else None, ".1f"), _number(o.p50_ms, ".2f"),
+            _number(parity.psnr_db if parity else None, ".1f"), _number(o.p50_ms, ".2f"), *quality,
             escape(_note(o)),
         )  # fmt: skip
     return table

@@ -86,7 +86,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default=None, help="a built-in recipe to start from (cyclegan: the unpaired row)")
+    parser.add_argument("--recipe", default="edges2photos",
+                        help="the built-in recipe to start from (edges2photos; cyclegan: the unpaired row)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--data", type=Path, default=None, help="an existing dataset folder (e.g. edges2shoes)")
     parser.add_argument("--count", type=int, default=600, help="training pairs to build")
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/translation[-RECIPE]")
     args = parser.parse_args()
-    args.out = args.out or Path("benchmarks/results/" + "-".join(["translation", *([args.recipe] if args.recipe else [])]))
+    args.out = args.out or Path("benchmarks/results/" + "-".join(["translation", *([args.recipe] if args.recipe != "edges2photos" else [])]))
 
     overrides = build_overrides(args)
     run_pipeline(load_config(args.recipe, overrides), args.out, recipe_path=args.recipe, overrides=overrides)

@@ -177,6 +177,15 @@ def apply_output_head(output: str, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     return torch.clamp(x + y, -1.0, 1.0) if output == "residual" else y
 
 
+def later_options(**values: tuple[Any, Any]) -> dict[str, Any]:
+    """The options added after the first manifests, ``name=(value, default)``, that differ from their default.
+
+    A generator records only these in its config, so a model directory written before an option existed
+    keeps the same config (and cache keys) when rebuilt.
+    """
+    return {name: value for name, (value, default) in values.items() if value != default}
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """``instance`` (affine=False, as pix2pix/CycleGAN ResNets) or ``batch``."""
     if kind == "instance":

@@ -22,6 +22,7 @@ from pocketgan.models.base import (
     WidthTable,
     apply_output_head,
     check_output_head,
+    later_options,
     norm_layer,
     output_activation,
 )
@@ -97,10 +98,7 @@ class ResnetGenerator(Generator):
         self.config = dict(
             ngf=ngf, n_blocks=n_blocks, block=block, input_nc=input_nc, output_nc=output_nc, norm=norm, dropout=dropout
         )
-        if upsample != "deconv":  # the default stays out of the recorded config (older manifests)
-            self.config["upsample"] = upsample
-        if output != "tanh":
-            self.config["output"] = output
+        self.config |= later_options(upsample=(upsample, "deconv"), output=(output, "tanh"))
         self.io = IOSpec(input_channels=input_nc, output_channels=output_nc, size_multiple=4)
         w = WidthTable(widths)
         bias = norm == "instance"

@@ -25,6 +25,7 @@ from pocketgan.models.base import (
     WidthTable,
     apply_output_head,
     check_output_head,
+    later_options,
     norm_layer,
     output_activation,
 )
@@ -126,9 +127,7 @@ class UnetGenerator(Generator):
         self.arch = arch
         self.config = dict(num_downs=num_downs, ngf=ngf, input_nc=input_nc, output_nc=output_nc, norm=norm,
                            dropout=bool(dropout))  # fmt: skip
-        # Non-default options only, so manifests written before they existed keep their config.
-        self.config |= {k: v for k, v, default in (("upsample", upsample, "deconv"), ("output", output, "tanh"),
-                                                   ("block", block, "plain")) if v != default}  # fmt: skip
+        self.config |= later_options(upsample=(upsample, "deconv"), output=(output, "tanh"), block=(block, "plain"))
         self.io = IOSpec(input_channels=input_nc, output_channels=output_nc, size_multiple=2**num_downs)
         w = WidthTable(widths)
         self.model = self._build_levels(w, ngf, dict(norm=norm, upsample=upsample, output=output,

@@ -73,12 +73,12 @@ def _batch() -> Any:
     return setting(4, help="batch size", minimum=1)
 
 
-def _lr() -> Any:
-    return setting(2e-4, help="Adam learning rate (linear decay over the second half)", above=0)
+def _lr(default: float = 2e-4) -> Any:
+    return setting(default, help="Adam learning rate (linear decay over the second half)", above=0)
 
 
-def _options(what: str) -> Any:
-    return setting(factory=dict, help=f"{what} options (--option key=value)")
+def _options(what: str, factory: Callable[[], dict[str, Any]] = dict) -> Any:
+    return setting(factory=factory, help=f"{what} options (--option key=value)")
 
 
 TEACHER_METHODS = ("pix2pix", "cyclegan", "stylegan2")
@@ -112,9 +112,8 @@ class TeacherConfig:
     )
     steps: int = _steps(1200)
     batch: int = _batch()
-    lr: float = setting(1e-3, help="Adam learning rate (linear decay over the second half)", above=0)
-    options: dict[str, Any] = setting(factory=lambda: {"lambda_ssim": 30.0},
-                                      help="teacher method options (--option key=value)")  # fmt: skip
+    lr: float = _lr(1e-3)
+    options: dict[str, Any] = _options("teacher method", factory=lambda: {"lambda_ssim": 30.0})
 
 
 @dataclass(kw_only=True)

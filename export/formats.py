@@ -118,6 +118,9 @@ FORMATS: dict[str, FormatSpec] = {
                    "calibration_samples", "format_options"), HostNeeds(_EXPORT + (("tensorrt", "tensorrt"),), gpu=True),
                    HostNeeds((("tensorrt", "tensorrt"), ("cuda", "tensorrt")), gpu=True), None,
                    "TensorRT engine, built on the target GPU (--check-only: readiness + trtexec line, any host)"),
+        # executorch row (H10-executorch)
+        # tflite row (H10-litert)
+        # ncnn row (H10-ncnn)
     )
 }  # fmt: skip
 

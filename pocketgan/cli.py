@@ -13,7 +13,7 @@ import typer
 
 from pocketgan.core.cli import run_app
 
-VERBS = ["data", "teacher", "distill", "prune", "profile", "export", "compare", "bench", "eval", "run"]
+VERBS = ["data", "teacher", "distill", "prune", "profile", "export", "compare", "bench", "eval", "run", "demo", "web"]
 
 app = typer.Typer(
     name="pocketgan",

@@ -31,16 +31,21 @@ BACKENDS.announce("ort", "pocketgan.runtime.ort_backend")
 BACKENDS.announce("openvino", "pocketgan.runtime.openvino_backend")
 BACKENDS.announce("tensorrt", "pocketgan.runtime.tensorrt_backend")
 BACKENDS.announce("coreml", "pocketgan.runtime.coreml_backend")
+BACKENDS.announce("executorch", "pocketgan.runtime.executorch_backend")
+BACKENDS.announce("tflite", "pocketgan.runtime.tflite_backend")
+BACKENDS.announce("ncnn", "pocketgan.runtime.ncnn_backend")
 
 #: What each built-in backend loads (artifact suffixes) and the package it needs. The first backend
 #: listing a suffix is the one chosen for it (the formats table's backend: pocketgan.export.formats).
 BACKEND_SUFFIXES = {"ort": (".onnx", ".ort"), "openvino": (".xml", ".onnx"), "tensorrt": (".engine",),
-                   "coreml": (".mlpackage",)}
-BACKEND_PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "coreml": "coremltools"}
+                   "coreml": (".mlpackage",), "executorch": (".pte",), "tflite": (".tflite",), "ncnn": (".param",)}
+BACKEND_PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "coreml": "coremltools",
+                    "executorch": "executorch", "tflite": "ai_edge_litert", "ncnn": "ncnn"}
 #: Backends that run on one platform only (CoreML prediction needs macOS).
 BACKEND_PLATFORMS = {"coreml": "darwin"}
 #: The artifact files an export directory may hold, in the order one is picked.
-EXPORT_FILES = ("model.onnx", "model.xml", "model.ort", "model.engine", "model.mlpackage")
+EXPORT_FILES = ("model.onnx", "model.xml", "model.ort", "model.engine", "model.mlpackage", "model.pte", "model.tflite",
+                "model.param")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:

@@ -1,0 +1,9 @@
+"""`pocketgan web` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `web` verb to `app` (placeholder until the verb lands)."""

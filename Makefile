@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pocketgan-installed
+# LiteRT's converter (litert-torch) conflicts with executorch: its tests run in a venv of their own.
+LITERT_VENV ?= .venv-litert
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-slow lint bench clean
@@ -22,7 +24,9 @@ demo: $(STAMP)
 	$(BIN)/pocketgan run --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow and not litert" $(PYTEST_ARGS)
+	bash .ci/litert-venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/python -m pytest -n 2 -m litert $(PYTEST_ARGS) tests/test_tflite.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:xdist tests/test_architecture.py
@@ -34,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/deploy.py
 
 clean:
-	rm -rf $(VENV) .venv-runtime runs .pytest_cache
+	rm -rf $(VENV) .venv-runtime $(LITERT_VENV) runs .pytest_cache

@@ -1,16 +1,21 @@
 """Deployment targets benchmark: every format that runs here, for the teacher and the student, in one run.
 
 For ``resnet9:ngf=64`` (the pix2pix/CycleGAN teacher) and ``mobile-resnet:ngf=16`` (OMGD's student) at
-256×256, it exports onnx fp32/fp16/int8, ort fp32 and openvino fp32/fp16/int8 (each checked against
-PyTorch by ``export_model``), then times all of them *interleaved in one benchmark call* with the
-backend the formats table names, plus OpenVINO running the fp32 ``model.onnx`` itself (the same file
-as onnxruntime). It reports size, parity (max abs, PSNR), p50/p90, the host's ISA, and which backend
-is fastest for each model here and by how much. Weights are random (latency does not depend on them;
-int8 quality on trained weights calibrated on the dataset is higher, so the int8 PSNR gate is off here
-and the PSNR reported). Needs ``pocketgan[openvino]``.
+256×256, it exports onnx fp32/fp16/int8, ort fp32, openvino fp32/fp16/int8 and the phone formats:
+executorch fp32/int8 (XNNPACK), ncnn fp32/fp16 and tflite fp32/fp16/int8 (LiteRT + XNNPACK), plus the
+phone formats' fp32 *without* their graph rewrites (tflite keeps only the conv-transpose-crop it cannot
+convert without), each checked against PyTorch by ``export_model``. It then times all of them
+*interleaved in one benchmark call* with the backend the formats table names, plus OpenVINO running the
+fp32 ``model.onnx`` itself (the same file as onnxruntime). It reports size, parity (max abs, PSNR),
+delegation coverage (ops inside XNNPACK / ncnn, as the runtime's own inspector counts them), p50/p90,
+the host's ISA, and which backend is fastest for each model here and by how much. Weights are random
+(latency does not depend on them; int8 quality on trained weights calibrated on the dataset is higher,
+so the int8 PSNR gate is off here and the PSNR reported). Needs ``pocketgan[openvino,executorch,ncnn]``
+and ``ai-edge-litert`` in this venv (``.[dev]``), and LiteRT's converter in ``--litert-python``'s venv
+(``.ci/litert-venv``: litert-torch cannot share a venv with executorch); ``--no-litert`` leaves tflite out.
 
     python benchmarks/targets.py [--size 256] [--threads 2] [--iterations 20] [--duration 20]
-                                 [--out benchmarks/results/targets]
+                                 [--litert-python .venv-litert/bin/python] [--out benchmarks/results/targets]
 
 Prints a table and writes ``<out>/targets.json``.
 """
@@ -18,6 +23,8 @@ Prints a table and writes ``<out>/targets.json``.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +33,8 @@ import torch
 
 from pocketgan import __version__
 from pocketgan.console import console
-from pocketgan.core.fsio import write_json_atomic
+from pocketgan.core.coverage import coverage_of
+from pocketgan.core.fsio import read_json, write_json_atomic
 from pocketgan.core.hostinfo import host_isa
 from pocketgan.export.api import export_model
 from pocketgan.export.formats import format_spec
@@ -36,9 +44,15 @@ from pocketgan.runtime import benchmark, load
 from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
 
 MODELS = [("teacher resnet9 ngf64", "resnet9:ngf=64"), ("student mobile-resnet ngf16", "mobile-resnet:ngf=16")]
-#: (format, precision) in the table's order.
-TARGETS = [("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("ort", "fp32"),
-           ("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8")]  # fmt: skip
+#: (format, precision, rewrites) in the table's order; rewrites None: the format's default set.
+TARGETS = [("onnx", "fp32", None), ("onnx", "fp16", None), ("onnx", "int8", None), ("ort", "fp32", None),
+           ("openvino", "fp32", None), ("openvino", "fp16", None), ("openvino", "int8", None),
+           ("executorch", "fp32", "none"), ("executorch", "fp32", None), ("executorch", "int8", None),
+           ("ncnn", "fp32", None), ("ncnn", "fp16", None),
+           ("tflite", "fp32", "conv-transpose-crop"), ("tflite", "fp32", None), ("tflite", "fp16", None),
+           ("tflite", "int8", None)]  # fmt: skip
+#: Formats exported by the LiteRT venv's ``pocketgan`` (its converter cannot live in this venv).
+LITERT_FORMATS = ("tflite",)
 
 
 def export_all(name: str, ref: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -46,24 +60,58 @@ def export_all(name: str, ref: str, args: argparse.Namespace) -> list[dict[str, 
     torch.manual_seed(0)
     loaded = load_model(ref)
     rows = []
-    for fmt, precision in TARGETS:
-        out = args.out / "models" / name.split()[0] / f"{fmt}-{precision}"  # git-ignored
+    for fmt, precision, rewrites in TARGETS:
+        if fmt in LITERT_FORMATS and args.no_litert:
+            continue
+        label = f"{fmt}-{precision}" + (f"-rewrites-{rewrites}" if rewrites else "")
+        out = args.out / "models" / name.split()[0] / label  # git-ignored
         options = ExportOptions(size=(args.size, args.size), precision=precision, samples=args.samples,
                                 calibration_samples=args.calibration_samples,
-                                min_psnr_db=0.0 if precision == "int8" else None)  # fmt: skip
-        console.print(f"{name}: exporting {fmt} {precision} …")
-        sidecar = export_model(loaded, fmt, out, options)
-        spec = format_spec(fmt)
-        artifact = out / sidecar.file
-        files = [artifact, *(artifact.with_name(c) for c in spec.companions)]
-        rows.append({
-            "model": name, "format": fmt, "precision": precision, "backend": spec.backend, "artifact": str(artifact),
-            "size_mb": sum(f.stat().st_size for f in files) / 1e6,
-            "parity_max_abs": sidecar.parity.max_abs, "parity_psnr_db": sidecar.parity.psnr_db,
-        })  # fmt: skip
+                                min_psnr_db=0.0 if precision == "int8" else None,
+                                format_options={"rewrites": rewrites} if rewrites else {})  # fmt: skip
+        console.print(f"{name}: exporting {label} …")
+        if fmt in LITERT_FORMATS:
+            sidecar_path = export_in_litert_venv(loaded, out, options, args)
+            sidecar = read_json(sidecar_path)
+            file, parity, extra = sidecar["file"], sidecar["parity"], sidecar.get("extra", {})
+        else:
+            manifest = export_model(loaded, fmt, out, options)
+            file, parity, extra = manifest.file, manifest.parity.to_dict(), manifest.extra
+        rows.append(_row(name, fmt, precision, rewrites, out / file, parity, extra))
     fp32 = rows[0]
     rows.append({**fp32, "format": "onnx (OpenVINO runs the .onnx)", "backend": "openvino"})
     return rows
+
+
+def _row(name: str, fmt: str, precision: str, rewrites: str | None, artifact: Path, parity: dict[str, Any],
+         extra: dict[str, Any]) -> dict[str, Any]:
+    spec = format_spec(fmt)
+    files = [artifact, *(artifact.with_name(c) for c in spec.companions)]
+    coverage = coverage_of(extra)
+    return {
+        "model": name, "format": fmt if rewrites is None else f"{fmt} (rewrites: {rewrites})", "precision": precision,
+        "backend": spec.backend, "artifact": str(artifact), "size_mb": sum(f.stat().st_size for f in files) / 1e6,
+        "parity_max_abs": parity["max_abs"], "parity_psnr_db": parity["psnr_db"],
+        "rewrites": extra.get("rewrites", {}), "coverage": coverage.to_dict() if coverage else None,
+        "coverage_short": coverage.short() if coverage else "",
+    }  # fmt: skip
+
+
+def export_in_litert_venv(loaded: Any, out: Path, options: ExportOptions, args: argparse.Namespace) -> Path:
+    """Export ``loaded`` to tflite with the LiteRT venv's ``pocketgan export`` (same weights: a model directory)."""
+    from pocketgan.models import save_model
+
+    model_dir = out.parent / "model-dir"
+    if not (model_dir / "model.json").is_file():
+        save_model(loaded, model_dir)
+    command = [str(args.litert_python), "-m", "pocketgan.cli", "export", str(model_dir), "--format", "tflite",
+               "-p", options.precision, "--size", str(args.size), "-o", str(out), "--samples", str(options.samples),
+               "--calibration-samples", str(options.calibration_samples)]  # fmt: skip
+    if options.precision == "int8":
+        command += ["--min-psnr", "0"]
+    command += [f"--option=rewrites={value}" for value in options.format_options.values()]
+    subprocess.run(command, check=True, stdout=sys.stderr)
+    return next(out.glob("*.tflite.json"))
 
 
 def main() -> None:
@@ -71,6 +119,9 @@ def main() -> None:
                             out=Path("benchmarks/results/targets"))  # fmt: skip
     parser.add_argument("--samples", type=int, default=2, help="parity inputs per export")
     parser.add_argument("--calibration-samples", type=int, default=8)
+    parser.add_argument("--litert-python", type=Path, default=Path(".venv-litert/bin/python"),
+                        help="a python whose venv has pocketgan[litert] (made by .ci/litert-venv)")
+    parser.add_argument("--no-litert", action="store_true", help="leave the tflite rows out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -115,12 +166,14 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
     title = f"targets: {args.size}×{args.size}, batch 1, {args.threads} threads, host {host_isa().label}"
     table = Table(title=title)
-    for column in ("model", "format", "precision", "backend", "size MB", "max |Δ|", "PSNR dB", "p50 ms", "p90 ms"):
-        table.add_column(column, justify="left" if column in ("model", "format", "backend") else "right")
+    columns = ("model", "format", "precision", "backend", "size MB", "max |Δ|", "PSNR dB", "delegated", "p50 ms",
+               "p90 ms")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "format", "backend", "delegated") else "right")
     for r in rows:
         table.add_row(r["model"], r["format"], r["precision"], r["backend"], f"{r['size_mb']:.2f}",
-                      f"{r['parity_max_abs']:.1e}", f"{r['parity_psnr_db']:.1f}", f"{r['p50_ms']:.1f}",
-                      f"{r['p90_ms']:.1f}")  # fmt: skip
+                      f"{r['parity_max_abs']:.1e}", f"{r['parity_psnr_db']:.1f}", r["coverage_short"],
+                      f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}")  # fmt: skip
     console.print(table)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import types
+import typing
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -24,7 +26,9 @@ class MethodOptions:
 
     Values are coerced to the type of the field's default (``"1e2"`` → 100.0, ``"false"``
     → False; for a tuple default ``"1,2"``, ``[1, 2]`` or ``1`` → a tuple), so options typed
-    on the command line (``--option lambda_cd=1e2``) or in a recipe work.
+    on the command line (``--option lambda_cd=1e2``) or in a recipe work. A field that defaults
+    to None is coerced by its annotation (``teacher_lr: float | None``: ``"1e-4"`` → 1e-4,
+    ``"none"`` → None).
     Unknown names and bad values raise a one-line :class:`PocketganError`; subclasses
     validate ranges and choices in ``__post_init__``.
     """
@@ -37,11 +41,38 @@ class MethodOptions:
             raise PocketganError(
                 f"{method}: unknown option {', '.join(unknown)}; valid options: {', '.join(sorted(known))}"
             )
-        values = {key: _coerce(method, key, value, known[key].default) for key, value in config.options.items()}
+        try:
+            hints = typing.get_type_hints(cls)
+        except NameError:  # an annotation only importable under TYPE_CHECKING: coerce by defaults alone
+            hints = {}
+        values = {key: _coerce(method, key, value, _prototype(known[key].default, hints.get(key)))
+                  for key, value in config.options.items()}  # fmt: skip
         return cls(**values)
 
 
+def _prototype(default: Any, annotation: Any) -> Any:
+    """What a value is coerced like: the default, or for a None default a zero of the annotated type."""
+    if default is not None:
+        return default
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+        if len(kinds) == 1 and kinds[0] in (bool, int, float, str):
+            return _Optional(kinds[0]())
+    return None
+
+
+class _Optional:
+    """A None-defaulted option's prototype: ``none`` → None, anything else coerced like ``zero``."""
+
+    def __init__(self, zero: Any) -> None:
+        self.zero = zero
+
+
 def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, _Optional):
+        if value is None or str(value).strip().lower() == "none":
+            return None
+        default = default.zero
     if isinstance(default, tuple):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(","))

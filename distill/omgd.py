@@ -105,20 +105,10 @@ class OMGDOptions(MethodOptions):
         self.layers = _parse_layers(self.feature_layers)
         require_non_negative(METHOD, lambda_cd=self.lambda_cd, lambda_gan=self.lambda_gan,
                              lambda_recon=self.lambda_recon, d_shared_blocks=self.d_shared_blocks)  # fmt: skip
-        if self.teacher_lr is not None:
-            self.teacher_lr = _positive_float("teacher_lr", self.teacher_lr)
+        if self.teacher_lr is not None and not self.teacher_lr > 0:
+            raise PocketganError(f"{METHOD}: option teacher_lr must be > 0; got {self.teacher_lr!r}")
         if min(self.ndf, self.n_layers_d, self.deep_ngf) < 1 or self.deep_blocks < 0:
             raise PocketganError(f"{METHOD}: ndf, n_layers_d and deep_ngf must be >= 1, deep_blocks >= 0")
-
-
-def _positive_float(key: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number > 0:
-        raise PocketganError(f"{METHOD}: option {key} must be a number > 0; got {value!r}")
-    return number
 
 
 def _parse_layers(values: tuple) -> tuple[int, ...] | None:

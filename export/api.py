@@ -26,6 +26,7 @@ from pocketgan.export.parity import ParityRule
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.registry import Exporter, get_exporter
 from pocketgan.core.contract import ArtifactManifest, sidecar_path
+from pocketgan.core.coverage import SIDECAR_KEY as COVERAGE_KEY
 from pocketgan.core.fsio import sha256_file
 from pocketgan.models import Generator, LoadedModel
 
@@ -100,6 +101,10 @@ def _sidecar(job: ExportJob, exporter: Exporter, built: BuiltArtifact, gate: Gat
     extra: dict[str, object] = {"input_size": list(job.size), **job.latent_extra(), **gate.extra, **built.extra}
     if built.companions:
         extra["companions"] = {p.name: sha256_file(p) for p in built.companions}
+    if built.rewrites is not None:
+        extra["rewrites"] = dict(built.rewrites)
+    if built.coverage is not None:
+        extra[COVERAGE_KEY] = built.coverage.to_dict()
     return ArtifactManifest(
         format=exporter.name,
         file=exporter.artifact,

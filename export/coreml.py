@@ -29,20 +29,20 @@ import torch
 from pocketgan.core.embedded import EmbeddedMetadata
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.optional import require
-from pocketgan.core.registry import did_you_mean
 from pocketgan.export.coreml_check import check_package
+from pocketgan.export.formats import merge_format_options
 from pocketgan.export.failures import reraise_as_user_error
 from pocketgan.export.job import INPUT_NAME, OUTPUT_NAME, BuiltArtifact, ExportJob, Runner
 from pocketgan.export.metadata import artifact_metadata, embed_in_coreml
 from pocketgan.export.registry import register_exporter
-from pocketgan.export.rewrites import apply_rewrites, resolve_rewrites
+from pocketgan.export.rewrites import DEFAULT as DEFAULT_REWRITES, apply_rewrites, rewrites_for
 
 MINIMUM_TARGET = "iOS15"  # the first target with ML Programs
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 INPUT_TYPES = ("tensor", "image")
 #: ``--option`` keys of ``--format coreml`` and their defaults.
 OPTION_DEFAULTS: dict[str, object] = {"minimum_target": MINIMUM_TARGET, "input_type": "tensor",
-                                      "rewrites": "conv-transpose-crop"}
+                                      "rewrites": DEFAULT_REWRITES}
 #: coremltools' own pass folding mirrored slices + concat back into ``pad(mode="reflect")``: removed when the
 #: ``reflection-pad`` rewrite is asked for, so the rewrite reaches the package (A/B it on the device).
 REFLECTION_PAD_PASS = "common::use_reflection_padding"
@@ -52,7 +52,7 @@ REFLECTION_PAD_PASS = "common::use_reflection_padding"
 class CoreMLSettings:
     """``--option`` values of ``--format coreml``: ``minimum_target`` (iOS15.., macOS12..), ``input_type``
     (``tensor``: float NCHW in the model's range; ``image``: a ``CVPixelBuffer`` the package normalizes with
-    the I/O spec's scale and offset) and ``rewrites`` (``all``, ``none`` or names: :mod:`pocketgan.export.rewrites`)."""
+    the I/O spec's scale and offset) and ``rewrites`` (``default``, ``all``, ``none`` or names: :mod:`pocketgan.export.rewrites`)."""
 
     minimum_target: str = MINIMUM_TARGET
     input_type: str = "tensor"
@@ -61,18 +61,13 @@ class CoreMLSettings:
     @classmethod
     def from_options(cls, values: dict[str, object] | None) -> CoreMLSettings:
         """Checked settings from the ``--option`` dict (one-line errors)."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(OPTION_DEFAULTS))
-        if unknown:
-            raise PocketganError(f"--format coreml has no option {unknown[0]!r}"
-                                 f"{did_you_mean(unknown[0], list(OPTION_DEFAULTS))}; options: {', '.join(OPTION_DEFAULTS)}")  # fmt: skip
-        merged = {**OPTION_DEFAULTS, **values}
+        merged = merge_format_options("coreml", values, OPTION_DEFAULTS)
         target, kind = str(merged["minimum_target"]), str(merged["input_type"])
         if target not in TARGETS:
             raise PocketganError(f"coreml minimum_target must be one of {', '.join(TARGETS)}; got {target!r}")
         if kind not in INPUT_TYPES:
             raise PocketganError(f"coreml input_type must be tensor or image; got {kind!r}")
-        return cls(target, kind, tuple(resolve_rewrites(merged["rewrites"])))
+        return cls(target, kind, tuple(rewrites_for("coreml", merged["rewrites"])))
 
 
 @register_exporter("coreml")
@@ -101,11 +96,11 @@ def build_coreml(job: ExportJob, dest: Path) -> BuiltArtifact:
     report = check_package(ct, dest)
     run, reason = coreml_runner(ct, dest, settings)
     extra: dict[str, Any] = {"compute_precision": job.options.precision, "minimum_deployment_target": settings.minimum_target,
-                             "input_type": settings.input_type, "rewrites": rewrites, "coreml_check": report.to_dict()}  # fmt: skip
+                             "input_type": settings.input_type, "coreml_check": report.to_dict()}  # fmt: skip
     if job.options.dynamic_batch:
         extra["max_batch"] = job.options.max_batch
     exporter = f"torch {torch.__version__} torch.jit.trace + coremltools {ct.__version__} (mlprogram)"
-    return BuiltArtifact(dest, exporter, run, not_run_reason=reason, extra=extra)
+    return BuiltArtifact(dest, exporter, run, not_run_reason=reason, extra=extra, rewrites=rewrites)
 
 
 def use_pixel_samples(job: ExportJob) -> None:

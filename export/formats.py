@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ FORMAT_OPTIONS = {
     "calibration_samples": "--calibration-samples",
     "int8_range": "--int8-range",
     "format_options": "--option",  # KEY=VALUE builder options (TensorRT, CoreML: see their modules)
+    "delegate": "--delegate",  # ExecuTorch: the backend it lowers to (xnnpack, coreml, qnn, mediatek)
 }
 _ONNX_OPTIONS = ("opset", "calibration", "calibration_samples", "int8_range")
 ALL = "all"
@@ -119,10 +120,31 @@ FORMATS: dict[str, FormatSpec] = {
                    HostNeeds((("tensorrt", "tensorrt"), ("cuda", "tensorrt")), gpu=True), None,
                    "TensorRT engine, built on the target GPU (--check-only: readiness + trtexec line, any host)"),
         # executorch row (H10-executorch)
+        FormatSpec("executorch", "model.pte", ("fp32", "int8"), ("calibration", "calibration_samples", "delegate",
+                   "format_options"), HostNeeds((("executorch", "executorch"),)), HostNeeds((("executorch", "executorch"),)),
+                   "executorch", "ExecuTorch program (.pte) lowered to XNNPACK (--delegate coreml|qnn|mediatek); int8 by PT2E"),
         # tflite row (H10-litert)
+        FormatSpec("tflite", "model.tflite", ("fp32", "fp16", "int8"), ("calibration", "calibration_samples",
+                   "format_options"), HostNeeds((("litert_torch", "litert"), ("ai_edge_litert", "litert"))),
+                   HostNeeds((("ai_edge_litert", "litert"),)), "tflite",
+                   "LiteRT flatbuffer (litert-torch), XNNPACK; fp16 weights; int8 by PT2E; --option layout=nhwc"),
         # ncnn row (H10-ncnn)
+        FormatSpec("ncnn", "model.ncnn.param", ("fp32", "fp16"), ("format_options",), HostNeeds((("pnnx", "ncnn"),)),
+                   HostNeeds((("ncnn", "ncnn"),)), "ncnn",
+                   "ncnn .param + .bin by pnnx; fp16 weights + storage; every layer native (I/O spec in the sidecar)",
+                   companions=("model.ncnn.bin",)),
     )
 }  # fmt: skip
+
+
+def merge_format_options(fmt: str, values: Mapping[str, object] | None, defaults: Mapping[str, object]) -> dict[str, object]:
+    """``--option`` values of ``--format fmt`` over its ``defaults``; an unknown key is a one-line error."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise PocketganError(f"--format {fmt} has no option {unknown[0]!r}{did_you_mean(unknown[0], list(defaults))}; "
+                             f"options: {', '.join(defaults)}")  # fmt: skip
+    return {**defaults, **values}
 
 
 def nvidia_gpu_present() -> bool:

@@ -18,6 +18,7 @@ from pocketgan.export.calibration import calibration_set
 from pocketgan.export.progress import StepProgress
 from pocketgan.export.samples import synthetic_inputs
 from pocketgan.core.contract import IOSpec, TensorInfo
+from pocketgan.core.coverage import DelegationCoverage
 from pocketgan.models import LoadedModel
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class ExportOptions:
     int8_range: str = "reduced"  # int8 weights: "reduced" (7-bit, portable) or "full" (VNNI/ARM dot-product targets)
     seed: int = 0
     format_options: dict[str, object] = field(default_factory=dict)  # --option KEY=VALUE (TensorRT, CoreML)
+    delegate: str = "xnnpack"  # ExecuTorch: the backend the program is lowered to (xnnpack, coreml, qnn, mediatek)
     truncation: float | None = None  # latent generators: ψ baked in (None: the model's, 1.0 = none)
     truncation_input: bool = False  # latent generators: ψ is an input ("truncation" [1]) instead
     noise_input: bool = False  # latent generators: the noise maps are inputs (noise_0...) instead of constants
@@ -101,6 +103,8 @@ class BuiltArtifact:
     extra: dict[str, Any] = field(default_factory=dict)
     reference_run: Runner | None = None
     companions: tuple[Path, ...] = ()  # files published beside the artifact (OpenVINO's .bin, ORT's config)
+    rewrites: dict[str, int] | None = None  # graph rewrites that ran (pocketgan.export.rewrites); None: none asked
+    coverage: DelegationCoverage | None = None  # delegation coverage, as the runtime's inspector reports it
 
 
 @dataclass

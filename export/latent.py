@@ -36,7 +36,7 @@ LATENT_INPUT = "z"
 TRUNCATION_INPUT = "truncation"
 NOISE_INPUT_PREFIX = "noise_"
 #: Formats whose builders take one image input only (their latent support comes with a later issue).
-IMAGE_ONLY_FORMATS = {"tensorrt": "TensorRT", "coreml": "CoreML"}
+IMAGE_ONLY_FORMATS = {"tensorrt": "TensorRT", "coreml": "CoreML", "ncnn": "ncnn"}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 Builder = Callable[["ExportJob", Path], "BuiltArtifact"]
 
-BUILTIN_EXPORTER_MODULES = ("onnx_format", "ort_format", "openvino_format", "coreml", "tensorrt")
+BUILTIN_EXPORTER_MODULES = ("onnx_format", "ort_format", "openvino_format", "coreml", "tensorrt", "executorch_format", "tflite_format", "ncnn_format")
 
 
 #: Every artifact format; plugins: entry-point group ``pocketgan.exporters`` (an :class:`Exporter`).

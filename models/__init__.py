@@ -5,7 +5,8 @@ reference, or a ``pocketgan.generators`` entry point); every stage then accepts 
 """
 
 from pocketgan.core.contract import IOSpec
-from pocketgan.models import patchgan as _patchgan  # noqa: F401  (registers)
+from pocketgan.models import fast_resnet as _fast_resnet  # noqa: F401  (registers)
+from pocketgan.models import patchgan as _patchgan  # noqa: F401
 from pocketgan.models import resnet as _resnet  # noqa: F401
 from pocketgan.models import stylegan2 as _stylegan2  # noqa: F401
 from pocketgan.models import unet as _unet  # noqa: F401

@@ -23,7 +23,9 @@ _FACTORY_NAME = _MODULE_NAME  # a function or class, or an attribute path such a
 GENERATORS: Registry[Callable[..., Any]] = Registry(
     "generator",
     group="pocketgan.generators",
-    builtin_modules=("pocketgan.models.resnet", "pocketgan.models.unet", "pocketgan.models.stylegan2"),
+    builtin_modules=(
+        "pocketgan.models.resnet", "pocketgan.models.fast_resnet", "pocketgan.models.unet", "pocketgan.models.stylegan2"
+    ),
 )
 #: Discriminator factories ``fn(**config) -> nn.Module``.
 DISCRIMINATORS: Registry[Callable[..., Any]] = Registry(

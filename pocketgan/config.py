@@ -434,8 +434,8 @@ def check_config(config: RunConfig) -> None:
         hint = "" if known else did_you_mean(config.export.format, FORMATS)
         raise PocketganError(
             f"export.format {config.export.format!r}{hint} {reason}: pocketgan "
-            f"run exports {', '.join(RUN_FORMATS[:-1])} or {RUN_FORMATS[-1]} (its bench stage runs the artifacts with "
-            "onnxruntime or OpenVINO); export other formats from "
+            f"run exports {', '.join(RUN_FORMATS[:-1])} or {RUN_FORMATS[-1]} (the formats its bench stage can run "
+            "on this host's kind); export other formats from "
             "RUN/models with `pocketgan export MODEL --format FORMAT` (see --list-formats)"
         )
 

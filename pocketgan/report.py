@@ -21,6 +21,8 @@ COLUMNS = [
     ("ORT p50 ms", "latency_p50_ms"),
     ("ORT p90 ms", "latency_p90_ms"),
     ("FPS", "fps"),
+    ("% of compute limit", "compute_limit_pct"),
+    ("speedup ÷ MAC reduction", "speedup_per_mac_reduction"),
 ]
 
 
@@ -34,6 +36,10 @@ def format_cell(key: str, value: Any) -> str:
         return f"{value * 100:.1f}% ({1 / max(1 - value, 1e-9):.1f}×)"
     if key in ("latency_p50_ms", "latency_p90_ms", "fps"):
         return f"{value:.2f}" if value != float("inf") else "∞"
+    if key == "compute_limit_pct":
+        return f"{value:.1f}%"
+    if key == "speedup_per_mac_reduction":
+        return f"{value:.2f}"
     return str(value)
 
 
@@ -148,6 +154,7 @@ def measurement_note(results: dict[str, Any]) -> str:
     size = recipe["size"]
     latency = (f"Latency: onnxruntime {host.get('onnxruntime', '')} on {host.get('cpu', 'this host')}, "
                f"batch {recipe['bench']['batch']}, {recipe['bench']['threads']} threads. ")  # fmt: skip
+    latency += limit_note(host)
     if results.get("latent"):
         z_dim = results["latent"]["z_dim"]
         return (f"Dataset `{results.get('dataset', '?')}` at {size}×{size} px; generators make images from a latent "
@@ -162,6 +169,15 @@ def measurement_note(results: dict[str, Any]) -> str:
             "positions). " + latency +
             f"FID and KID use the feature network **{feature}** (not InceptionV3: not comparable with papers); "
             "PSNR/SSIM against the ground truth (GT) and the teacher.")  # fmt: skip
+
+
+def limit_note(host: dict[str, Any]) -> str:
+    """How the "% of compute limit" and "speedup ÷ MAC reduction" columns were computed (empty without a limit)."""
+    limit = host.get("compute_limit")
+    if not limit:
+        return ""
+    return (f"% of compute limit = MACs ÷ (p50 × {limit['fp32_gmacs']:.0f} GMAC/s, this host's fastest fp32 GEMM at "
+            f"{limit['threads']} threads); speedup ÷ MAC reduction = (teacher p50 ÷ p50) ÷ (teacher MACs ÷ MACs). ")
 
 
 def write_markdown(out_dir: Path, results: dict[str, Any], commands: list[str], notes: list[str]) -> Path:

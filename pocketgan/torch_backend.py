@@ -80,6 +80,8 @@ def load_torch(
         io=io,
         threads=threads or torch.get_num_threads(),
         versions={"torch": torch.__version__.split("+")[0], "numpy": np.__version__},
+        profile=loaded.manifest.profile.to_dict() if loaded.manifest.profile else {},
+        precision="fp32",
     )
     return TorchRunner(torch, model, device, info)
 

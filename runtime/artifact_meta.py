@@ -34,6 +34,24 @@ class ArtifactDescription:
         """``"embedded"``, ``"sidecar"`` or ``"default"``: where :attr:`io` came from."""
         return "embedded" if self.embedded else "sidecar" if self.manifest else "default"
 
+    @property
+    def profile(self) -> dict[str, Any]:
+        """MACs, params and the input shape they were counted at: embedded, else the sidecar's model profile
+        (``{}``: neither says)."""
+        embedded = self.embedded.profile if self.embedded else None
+        source = self.manifest.source if self.manifest else None
+        if embedded and embedded.get("macs"):
+            return dict(embedded)
+        profile = (source or {}).get("profile")
+        return dict(profile) if isinstance(profile, dict) else {}
+
+    @property
+    def precision(self) -> str | None:
+        """The artifact's precision (``fp32``, ``fp16``, ``int8``) as it or its sidecar says; ``None``: unknown."""
+        if self.embedded:
+            return self.embedded.precision
+        return self.manifest.precision if self.manifest else None
+
 
 def read_sidecar(path: Path) -> ArtifactManifest | None:
     """The sidecar beside ``path``, validated (a malformed one is one error line), read before the

@@ -20,9 +20,11 @@ import numpy as np
 
 from pocketgan.core.errors import PocketganError
 from pocketgan.core.progress import ProgressCallback, ProgressTask
-from pocketgan.runtime.host import host_info, peak_rss_mb
+from pocketgan.runtime.efficiency import Efficiency, macs_at
+from pocketgan.runtime.host import host_record, peak_rss_mb
 from pocketgan.runtime.latent import latent_feeds
 from pocketgan.runtime.placement import Placement
+from pocketgan.runtime.power import measuring, no_power, open_meter
 from pocketgan.runtime.runner import Runner
 from pocketgan.runtime.stats import HIGH_CV, LatencyStats
 
@@ -41,6 +43,7 @@ class BenchSettings:
     duration_s: float = 5.0
     seed: int = 0
     placement: bool = True  # after timing: which provider ran each part of the graph
+    power: bool = True  # energy over the timed loop (tegrastats on a Jetson, else RAPL), when the host has it
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -74,6 +77,10 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
     input_kind: str = "image"  # "latent": fresh random z every iteration
     placement: Placement | None = None  # None: skipped, or the backend cannot tell
+    macs: int | None = None  # at input_shape, from the artifact's profile (None: it carries none)
+    precision: str | None = None  # as the artifact says
+    efficiency: Efficiency | None = None  # % of the compute limit, speedup ÷ MAC reduction (efficiency.annotate)
+    power: dict[str, Any] = field(default_factory=lambda: no_power("not measured"))  # runtime.power record
 
     @property
     def throughput(self) -> float:
@@ -104,7 +111,29 @@ class BenchResult:
         }
         if self.placement is not None:
             record["placement"] = self.placement.to_dict()
+        record.update(macs=self.macs, precision=self.precision, power=self.power)
+        if self.efficiency is not None:
+            record["efficiency"] = self.efficiency.to_dict()
         return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> BenchResult:
+        """The result a :meth:`to_dict` record describes (e.g. one a remote ``pocketgan-bench`` wrote)."""
+        placement = record.get("placement")
+        if placement is not None:
+            placement = Placement(**{k: v for k, v in placement.items() if k != "nodes"})
+        efficiency = record.get("efficiency")
+        return cls(
+            artifact=record["artifact"], backend=record["backend"], providers=record["providers"],
+            input_shape=record["input_shape"], batch=record["batch"], threads=record["threads"],
+            warmup_iterations=record["warmup_iterations"], warmup_ms=record["warmup_ms"],
+            elapsed_s=record["elapsed_s"], latency=LatencyStats(**record["latency_ms"]),
+            samples_ms=record["samples_ms"], peak_rss_mb=record["peak_rss_mb"], versions=record.get("versions", {}),
+            host=record.get("host", {}), warnings=record.get("warnings", []),
+            input_kind=record.get("input_kind", "image"), placement=placement, macs=record.get("macs"),
+            precision=record.get("precision"), efficiency=Efficiency(**efficiency) if efficiency else None,
+            power=record.get("power") or no_power("not recorded"),
+        )  # fmt: skip
 
 
 def make_input(runner: Runner, settings: BenchSettings) -> np.ndarray:
@@ -167,14 +196,18 @@ def benchmark(
     what = f"{len(runners)} artifact{'s' if len(runners) > 1 else ''}"
     with ProgressTask(progress, f"warm-up ({what})"):
         warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
-    with ProgressTask(progress, f"timing {what}", PERCENT) as task:
+    meter = open_meter() if settings.power else None
+    with ProgressTask(progress, f"timing {what}", PERCENT) as task, measuring(meter) as energy:
         samples, elapsed = _timed_rounds(runners, inputs, settings, task)
     rss = peak_rss_mb()
-    host = host_info()
+    host = host_record()
     results = [
         _result(runner, batch, settings, warmups, elapsed, timed, rss, host)
         for runner, batch, warmups, timed in zip(runners, inputs, warmup_counts, samples, strict=True)
     ]
+    frames = [len(timed) * settings.batch for timed in samples]
+    for result, record in zip(results, energy.records(frames, [sum(timed) for timed in samples]), strict=True):
+        result.power = record
     if settings.placement:
         with ProgressTask(progress, f"placement ({what})", len(runners)) as task:
             for result, batch in zip(task.track(results), inputs, strict=True):
@@ -260,4 +293,6 @@ def _result(
         host=host,
         warnings=warnings,
         input_kind=runner.io.input_kind,
+        macs=macs_at(runner.info.profile, batch.shape),
+        precision=runner.info.precision,
     )

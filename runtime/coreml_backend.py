@@ -64,5 +64,6 @@ def load_coreml(
                for features in (spec.description.input, spec.description.output)]  # fmt: skip
     info = RunnerInfo(name=str(path), backend="coreml", inputs=tensors[0], outputs=tensors[1],
                       providers=[f"CoreML:{units}"], manifest=described.manifest, warnings=described.warnings,
-                      versions={"coremltools": ct.__version__}, **({"io": described.io} if described.io else {}))  # fmt: skip
+                      versions={"coremltools": ct.__version__}, **({"io": described.io} if described.io else {}),
+                      profile=described.profile, precision=described.precision)  # fmt: skip
     return CoreMLRunner(model, info)

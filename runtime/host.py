@@ -38,6 +38,14 @@ def host_info() -> dict[str, Any]:
     }
 
 
+def host_record() -> dict[str, Any]:
+    """:func:`host_info` plus the device's state now: on a Jetson, ``jetson`` (power mode, clocks locked?,
+    GPU/EMC frequencies, temperatures: :func:`pocketgan.runtime.power.device_state`)."""
+    from pocketgan.runtime.power import device_state
+
+    return {**host_info(), **device_state()}
+
+
 def cpu_model() -> str:
     """CPU model from ``/proc/cpuinfo`` (x86 ``model name``, ARM/Jetson ``Model``/``Hardware``) or ``platform``."""
     cpuinfo = Path("/proc/cpuinfo")

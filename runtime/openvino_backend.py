@@ -94,6 +94,7 @@ def load_openvino(
         io=described.io or IOSpec(size_multiple=1), manifest=described.manifest,
         threads=int(compiled.get_property("INFERENCE_NUM_THREADS")) if threads else None,
         versions={"openvino": ov.get_version().split("-")[0], "numpy": np.__version__}, warnings=described.warnings,
+        profile=described.profile, precision=described.precision,
     )  # fmt: skip
     return OpenVinoRunner(compiled, info)
 

@@ -154,6 +154,8 @@ def load_ort(
         threads=threads,
         versions={"onnxruntime": ort.__version__, "numpy": np.__version__},
         warnings=described.warnings,
+        profile=described.profile,
+        precision=described.precision,
     )
     return OrtRunner(session, info, path)
 

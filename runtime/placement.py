@@ -122,6 +122,12 @@ def from_openvino_runtime_model(runtime_model: Any, devices: Sequence[str], firs
     return replace(placement, precisions=_most_first(precisions), kernels=_most_first(kernels))
 
 
+def from_layers(source: str, device: str, layer_types: Iterable[str]) -> Placement:
+    """A placement of a runtime that runs every layer it loaded on one ``device`` (ncnn on the CPU: a layer
+    type it cannot run fails the load, so nothing falls back)."""
+    return _placement(source, device, [(kind, device) for kind in layer_types])
+
+
 def _placement(source: str, first_choice: str, nodes: Sequence[tuple[str, str]]) -> Placement:
     """Counts of ``(op type, provider)`` pairs: per provider (first choice first), per op type, and the
     op types that ran elsewhere."""

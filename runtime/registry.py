@@ -45,7 +45,7 @@ BACKEND_PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "tensorrt": "t
 BACKEND_PLATFORMS = {"coreml": "darwin"}
 #: The artifact files an export directory may hold, in the order one is picked.
 EXPORT_FILES = ("model.onnx", "model.xml", "model.ort", "model.engine", "model.mlpackage", "model.pte", "model.tflite",
-                "model.param")
+                "model.ncnn.param")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
@@ -85,6 +85,20 @@ def artifact_file(artifact: str | os.PathLike[str]) -> Path:
     path = Path(artifact)
     if path.is_dir():
         return next((path / name for name in EXPORT_FILES if (path / name).is_file()), path)
+    return path
+
+
+def artifact_path(artifact: str | os.PathLike[str], *, backend: str, export_file: str, what: str) -> Path:
+    """``artifact``, or ``export_file`` in an export directory, for a backend that loads one suffix (the
+    ``export_file``'s); one-line errors for a missing file or a file of another kind (``what``: its name)."""
+    path = Path(artifact)
+    if path.is_dir():
+        path = path / export_file
+    if not path.is_file():
+        raise PocketganError(f"{artifact}: no such {what} (nor an export directory holding {export_file})")
+    suffix = Path(export_file).suffix
+    if path.suffix.lower() != suffix:
+        raise PocketganError(f"{path}: the {backend} backend loads {suffix} files, not {path.suffix or 'no suffix'}")
     return path
 
 

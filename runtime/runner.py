@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class RunnerInfo:
     threads: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # MACs and the shape they were counted at (may be {})
+    precision: str | None = None  # "fp32", "fp16", "int8" as the artifact says (None: unknown)
 
 
 class Runner(ABC):

@@ -108,5 +108,6 @@ def load_tensorrt(
         outputs=[tensors[n] for n in names if engine.get_tensor_mode(n) != mode],
         providers=["TensorRT"], manifest=described.manifest, versions={"tensorrt": trt.__version__},
         warnings=described.warnings, **({"io": described.io} if described.io else {}),
+        profile=described.profile, precision=described.precision,
     )  # fmt: skip
     return TensorRTRunner(trt, cudart, engine, info)

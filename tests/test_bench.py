@@ -174,7 +174,7 @@ def _corrupt(tmp_path, artifacts):
         ("pocketgan-bench", lambda tmp, a: [a.dynamic, "--size", "32 32"], "--size takes H or HxW"),
         ("pocketgan", lambda tmp, a: [a.static, "--batch", 2], "fixed batch of 1"),
         ("pocketgan", lambda tmp, a: [a.dynamic, "--size", 30], "multiples of 4"),
-        ("pocketgan", lambda tmp, a: [a.static, "--backend", "tflite"], "unknown backend 'tflite'"),
+        ("pocketgan", lambda tmp, a: [a.static, "--backend", "snpe"], "unknown backend 'snpe'"),
         (
             "pocketgan-bench",
             lambda tmp, a: [a.static, "--backend", "torch"],

@@ -15,7 +15,7 @@ from pocketgan.distill.checkpoint import load_checkpoint, save_checkpoint, seed_
 from pocketgan.distill.cyclegan import CycleGANCore, CycleGANTrainer, CycleSettings, cycle_loss, identity_loss
 from pocketgan.distill.image_pool import ImagePool
 from pocketgan.models import create_generator, load_model
-from test_trainer import PairDataset, assert_same_state, run
+from test_trainer import assert_same_state, run
 
 TINY = {"ndf": 4, "pool_size": 2}
 

@@ -180,8 +180,9 @@ def test_the_registry_drives_evaluate_and_its_order(identity_data, feature, monk
     table = markdown_table([{"model": "m", "psnr": float("inf"), "mae": 0.12345, "ssim": 0.5, "kid": None}])
     header, _, row = table.splitlines()
     assert header == ("| model | method | MACs | params | compression | ORT p50 ms | ORT p90 ms | FPS "
+                      "| % of compute limit | speedup ÷ MAC reduction "
                       "| PSNR (GT) | MAE (GT) | SSIM (GT) | PSNR (teacher) | FID | KID |")  # fmt: skip
-    assert row == "| m | – | – | – | – | – | – | – | ∞ | 0.123 | 0.500 | – | – | – |"
+    assert row == "| m | – | – | – | – | – | – | – | – | – | ∞ | 0.123 | 0.500 | – | – | – |"
 
 
 def test_every_feature_metric_is_labelled_with_its_network(identity_data, feature):

@@ -106,9 +106,18 @@ def test_omgd_teacher_lr_sets_only_the_teachers_optimizer():
 
 
 def test_omgd_bad_teacher_lr_is_one_line():
-    with pytest.raises(PocketganError, match="teacher_lr must be a number > 0"):
+    with pytest.raises(PocketganError, match="teacher_lr must be > 0"):
         make(teacher_lr=0)
-    with pytest.raises(PocketganError, match="teacher_lr must be a number > 0"):
+    with pytest.raises(PocketganError, match="teacher_lr='fast' must be a float"):
         get_distiller("omgd")(create_generator("mobile-resnet", ngf=4, n_blocks=2),
                               create_generator("resnet9", ngf=8, n_blocks=2).eval(),
                               DistillConfig(options={"teacher_lr": "fast"}), perceptual=TinyPerceptual())  # fmt: skip
+
+
+def test_optional_numeric_options_are_coerced_by_their_annotation():
+    from pocketgan.distill.omgd import OMGDOptions
+
+    assert OMGDOptions.from_config(DistillConfig(options={"teacher_lr": "1e-4"}), "omgd").teacher_lr == 1e-4
+    assert OMGDOptions.from_config(DistillConfig(options={"teacher_lr": "none"}), "omgd").teacher_lr is None
+    with pytest.raises(PocketganError, match="teacher_lr='1e-4x' must be a float"):
+        OMGDOptions.from_config(DistillConfig(options={"teacher_lr": "1e-4x"}), "omgd")

@@ -59,6 +59,7 @@ def test_tiny_recipe_runs_every_stage_and_reuses_the_cache(cli, cache, tmp_path)
     for row in students:
         assert 0 < row["compression"] < 1 and row["macs"] < teacher["macs"]
         assert row["latency_p50_ms"] > 0 and row["fps"] > 0
+        assert 0 < row["compute_limit_pct"] and row["speedup_per_mac_reduction"] > 0  # against the teacher
         assert row["parity_max_abs"] < 1e-4
         assert row["fid"] is not None and row["psnr_teacher"] is not None
         assert row["feature_network"] == results["feature_network"] == "pocketgan-edges2photos"
@@ -71,6 +72,8 @@ def test_tiny_recipe_runs_every_stage_and_reuses_the_cache(cli, cache, tmp_path)
     report = (out / "report.md").read_text()
     assert "| kd-ngf8-pruned | kd+prune |" in report
     assert "FID" in report and "pocketgan-edges2photos" in report
+    assert "% of compute limit" in report and "speedup ÷ MAC reduction" in report
+    assert teacher["speedup_per_mac_reduction"] == 1.0
     assert f"pocketgan run {out / 'recipe.yaml'} -o {out}" in report
     assert "pocketgan distill --teacher teacher --data data -o omgd-ngf8 --method omgd" in report
     assert load_config(out / "recipe.yaml") == load_config(TINY[0], TINY[1:])  # the saved recipe reproduces the run

@@ -43,8 +43,8 @@ def _two_threads():
 
 def test_registry_lists_ort_and_rejects_unknown_backends(artifacts):
     assert "ort" in runtime.list_backends()
-    with pytest.raises(PocketganError, match="unknown backend 'tflite'"):
-        runtime.load(artifacts.static, backend="tflite")
+    with pytest.raises(PocketganError, match="unknown backend 'snpe'"):
+        runtime.load(artifacts.static, backend="snpe")
 
 
 def test_ort_runner_reports_signature_providers_and_sidecar(artifacts):

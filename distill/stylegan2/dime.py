@@ -50,9 +50,7 @@ class DiMEOptions(StudentOptions):
     def check_dime(self) -> None:
         require_choice(METHOD, "kernel", self.kernel, KERNELS)
         if self.lambda_mmd is not None:
-            if not isinstance(self.lambda_mmd, (int, float)):
-                raise PocketganError(f"{METHOD}: option lambda_mmd={self.lambda_mmd!r} must be a number")
-            require_non_negative(METHOD, lambda_mmd=float(self.lambda_mmd))
+            require_non_negative(METHOD, lambda_mmd=self.lambda_mmd)
 
 
 def resolve_encoder(name: str, run_network: Any, weight: float | None) -> DimeEncoder:

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from pocketgan.console import RichProgress, console, err_console
 
 if TYPE_CHECKING:
+    import click  # typer vendors its own; a runtime-only install has no click package
+
     from pocketgan.distill.data.builders import DatasetBuilder
 
 BUILDERS_PANEL = "Builders"
@@ -102,12 +103,12 @@ class DataGroup(TyperGroup):
     imports no stage.
     """
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: "click.Context") -> list[str]:
         from pocketgan.distill.data.builders import BUILDERS
 
         return [*BUILDERS.names(), *super().list_commands(ctx)]
 
-    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+    def get_command(self, ctx: "click.Context", name: str) -> "Optional[click.Command]":
         command = super().get_command(ctx, name)
         if command is not None:
             return command

@@ -12,6 +12,7 @@ import typer
 from pocketgan.commands import export_options as o
 from pocketgan.console import RichProgress, console, format_count
 from pocketgan.core.contract import ArtifactManifest
+from pocketgan.core.coverage import coverage_of
 from pocketgan.core.options import parse_key_values, parse_size
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         truncation_input: o.TruncationInputOpt = False,
         noise_input: o.NoiseInputOpt = False,
         option: o.FormatOptionOpt = [],  # noqa: B006  (typer reads the default; never mutated)
+        delegate: o.DelegateOpt = "xnnpack",
         check_only: o.CheckOnlyOpt = False,
         data: o.QualityDataOpt = None,
         feature: o.QualityFeatureOpt = None,
@@ -63,7 +65,7 @@ def register(app: typer.Typer) -> None:
             dynamic_batch=dynamic_batch, max_batch=max_batch, atol=atol, min_psnr_db=min_psnr, samples=samples,
             calibration=calibration, calibration_samples=calibration_samples, int8_range=int8_range,
             truncation=truncation, truncation_input=truncation_input, noise_input=noise_input,
-            format_options=parse_key_values(option),
+            format_options=parse_key_values(option), delegate=delegate,
         )  # fmt: skip
         quality = QualityRequest(data, feature) if data is not None else None
         _run_export(model, arch, fmt, out, options, latency=latency, check_only=check_only, quality=quality)
@@ -141,6 +143,9 @@ def _report(artifact: Path, sidecar: ArtifactManifest) -> None:
     )
     if sidecar.io.is_latent:
         console.print(_latent_line(sidecar))
+    coverage = coverage_of(sidecar.extra)
+    if coverage is not None:  # phone formats: as the runtime's own inspector reports it
+        console.print(f"delegation: {coverage.describe()}", markup=False)
     if "trtexec" in sidecar.extra.get("tensorrt", {}):  # the same build on the device (pocketgan.export.tensorrt)
         console.print(f"build it on the device with: {sidecar.extra['tensorrt']['trtexec']}", soft_wrap=True,
                       markup=False)  # fmt: skip

@@ -73,10 +73,15 @@ NoiseInputOpt = Annotated[bool, typer.Option(
     "--noise-input", help="Latent generators: make the noise maps inputs (noise_0, ...) instead of the stored "
     "constant noise.",
 )]  # fmt: skip
+DelegateOpt = Annotated[str, typer.Option(
+    "--delegate", metavar="xnnpack|coreml|qnn|mediatek", help="--format executorch: the backend the program is "
+    "lowered to (xnnpack: phone CPUs, checked here; coreml, qnn, mediatek where their packages are installed, "
+    "not checkable here).",
+)]  # fmt: skip
 FormatOptionOpt = Annotated[list[str], typer.Option(
     "--option", metavar="KEY=VALUE", help="Builder option of the format (repeatable), e.g. tensorrt "
     "workspace_mb=2048, min_size=128, max_size=512, opt_batch=4; coreml minimum_target=iOS17, input_type=image, "
-    "rewrites=none.",
+    "rewrites=none; executorch rewrites=default|all|none|NAMES (e.g. instance-norm-decomposed,reflection-pad-kept).",
 )]  # fmt: skip
 CheckOnlyOpt = Annotated[bool, typer.Option(
     "--check-only", help="--format tensorrt: check the ONNX graph against TensorRT 10.x here (ops, attributes, "

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pocketgan.console import RichProgress, console
 from pocketgan.core.contract import ArtifactManifest
+from pocketgan.core.coverage import DelegationCoverage, coverage_of
 from pocketgan.core.errors import PocketganError
 from pocketgan.export.formats import (
     FormatSpec,
@@ -55,6 +56,11 @@ class FormatOutcome:
         from pocketgan.runtime.registry import backend_installed
 
         return self.status == CHECKED and bool(self.spec.backend) and backend_installed(self.spec.backend)
+
+    @property
+    def coverage(self) -> DelegationCoverage | None:
+        """The delegation coverage the exporter recorded in the sidecar (phone formats), if any."""
+        return coverage_of(self.sidecar.extra) if self.sidecar else None
 
     @property
     def size_mb(self) -> float | None:
@@ -148,17 +154,19 @@ def summary_table(outcomes: Sequence[FormatOutcome], precision: str) -> Table:
     """Format, status, size, parity (max abs, PSNR), p50 (ΔFID, ΔKID with --data) and the reason, one row each."""
     table = Table(title=f"pocketgan export ({precision})", title_justify="left")
     measured = any(o.quality_delta for o in outcomes)
+    delegated = any(o.coverage for o in outcomes)
     for column, justify in (("format", "left"), ("status", "center"), ("size MB", "right"), ("max abs", "right"),
                             ("PSNR dB", "right"), ("p50 ms", "right"),
                             *((("ΔFID", "right"), ("ΔKID", "right")) if measured else ()),
-                            ("notes", "left")):  # fmt: skip
+                            *((("delegated", "right"),) if delegated else ()), ("notes", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for o in outcomes:
         parity, delta = o.sidecar.parity if o.sidecar else None, o.quality_delta or {}
         quality = (_number(delta.get("fid"), "+.3g"), _number(delta.get("kid"), "+.3g")) if measured else ()
+        coverage = (o.coverage.short() if o.coverage else "-",) if delegated else ()
         table.add_row(
             o.spec.name, o.status, _number(o.size_mb, ".2f"), _number(parity.max_abs if parity else None, ".2g"),
-            _number(parity.psnr_db if parity else None, ".1f"), _number(o.p50_ms, ".2f"), *quality,
+            _number(parity.psnr_db if parity else None, ".1f"), _number(o.p50_ms, ".2f"), *quality, *coverage,
             escape(_note(o)),
         )  # fmt: skip
     return table

@@ -2,7 +2,8 @@
 
 The exporter writes the same string map into every format's own metadata: ONNX ``metadata_props``
 (kept by the ``.ort`` conversion), OpenVINO ``rt_info`` (under ``pocketgan``), CoreML
-``user_defined_metadata``. Each value is JSON under a ``pocketgan.``-prefixed key:
+``user_defined_metadata``, an ExecuTorch program's constant method :data:`EXECUTORCH_METADATA_METHOD`
+(the map as one JSON string). Each value is JSON under a ``pocketgan.``-prefixed key:
 
 - ``pocketgan.io``: the :class:`~pocketgan.core.contract.IOSpec` (``IOSpec.to_dict()``, so fields added
   to it travel automatically), ``pocketgan.inputs`` / ``pocketgan.outputs``: the tensors,
@@ -26,6 +27,8 @@ from pocketgan.core.errors import ManifestError
 
 PREFIX = "pocketgan."
 KEYS = ("io", "inputs", "outputs", "profile", "provenance", "precision", "format_version")
+#: ExecuTorch programs carry the string map as the JSON returned by this constant method of the ``.pte``.
+EXECUTORCH_METADATA_METHOD = "pocketgan_metadata"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pocketgan.pipeline.records import ModelRecord
 
 PROFILE_FIELDS = ("out_dir", "macs", "params", "compression")
 EXPORT_FIELDS = ("artifact", "parity_max_abs")
-BENCH_FIELDS = ("latency_p50_ms", "latency_p90_ms", "fps", "latency_cv")
+BENCH_FIELDS = ("latency_p50_ms", "latency_p90_ms", "fps", "latency_cv", "compute_limit_pct", "speedup_per_mac_reduction")
 EVAL_FIELDS = ("metrics", "eval", "curve")
 
 
@@ -112,6 +112,9 @@ def stage_bench(run: Run, build: bool = True) -> None:
         record = run.models[name]
         record.latency_p50_ms, record.latency_p90_ms = result.latency.p50_ms, result.latency.p90_ms
         record.fps, record.latency_cv = result.throughput, result.latency.cv
+        efficiency = result.efficiency  # against the first artifact: the teacher
+        record.compute_limit_pct = efficiency.percent_of_limit if efficiency else None
+        record.speedup_per_mac_reduction = efficiency.speedup_per_mac_reduction if efficiency else None
     run.host = {**results[0].host, **results[0].versions} if results else {}
     run.state.save("bench", key, run.models, BENCH_FIELDS, {"host": run.host})
 

@@ -39,6 +39,8 @@ class ModelRecord:
     latency_p90_ms: float | None = None
     fps: float | None = None
     latency_cv: float | None = None
+    compute_limit_pct: float | None = None  # % of the host's compute limit (runtime.efficiency)
+    speedup_per_mac_reduction: float | None = None  # against the teacher
     metrics: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] | None = None
     curve: list[dict[str, Any]] = field(default_factory=list)  # FID at the training snapshots: [{"step", "fid"}]
@@ -59,7 +61,7 @@ class ModelRecord:
     def row(self) -> dict[str, Any]:
         """The model's line of ``results.json`` and of the report's table."""
         measured = ("macs", "params", "compression", "parity_max_abs", "latency_p50_ms", "latency_p90_ms", "fps",
-                    "latency_cv")  # fmt: skip
+                    "latency_cv", "compute_limit_pct", "speedup_per_mac_reduction")  # fmt: skip
         return {
             "model": self.name, "method": self.method, "key": self.key, "arch": self.arch,
             **{name: getattr(self, name) for name in measured}, **self.metrics,

@@ -276,6 +276,7 @@ def test_bench_on_a_jetson_records_rails_power_mode_and_clocks(bench, artifacts,
     assert "energy/frame mJ" in run.out and "power: tegrastats over the timed loop (total: VDD_GPU_SOC + " in run.out
 
 
+@pytest.mark.jetson
 @pytest.mark.skipif(not os.environ.get("POCKETGAN_JETSON"), reason="needs a Jetson with TensorRT: set "
                     "POCKETGAN_JETSON=user@jetson and POCKETGAN_ENGINE=model.engine (built on that Jetson)")
 def test_a_tensorrt_engine_on_the_jetson(bench):

@@ -268,6 +268,7 @@ def page(site, tmp_path_factory):
         pytest.skip("chromium is missing: .ci/install-browser installs Debian's chromium (apt-get install chromium)")
     video = write_y4m(tmp_path_factory.mktemp("camera") / "camera.y4m")
     with headless_page(site, camera=video, chromium=CHROMIUM) as page:
+        page.evaluate("window.pocketgan.ready")  # the session exists: the upload and camera handlers run the model
         yield page
 
 

@@ -17,6 +17,8 @@ const $ = (id) => document.getElementById(id);
 let resolveReady, rejectReady;
 const hook = { ready: new Promise((ok, fail) => { resolveReady = ok; rejectReady = fail; }) };
 window.pocketgan = hook;
+// The methods exist from the start (declarations are hoisted); those that run the model wait for the session.
+Object.assign(hook, { stats, runImage, startCamera, stop, benchmark });
 
 const WINDOW = 300; // latency samples kept for the percentiles
 const state = { session: null, backend: "–", threads: 1, facing: "user", source: null, stream: null,
@@ -244,6 +246,7 @@ function stop() {
 }
 
 async function startCamera(facing = state.facing) {
+  await hook.ready;
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     setStatus("the camera needs a secure context: open this page over HTTPS or on http://localhost", true);
     return;
@@ -299,8 +302,6 @@ async function benchmark(n = 50) {
   for (let i = 0; i < n; i++) ms.push((await infer(tensor))[1]);
   return { backend: state.backend, threads: state.threads, ms };
 }
-
-Object.assign(hook, { stats, runImage, startCamera, stop, benchmark });
 
 // ------------------------------------------------------------------------------------- page
 

@@ -65,9 +65,8 @@ def export_all(name: str, ref: str, args: argparse.Namespace) -> list[dict[str, 
             continue
         label = f"{fmt}-{precision}" + (f"-rewrites-{rewrites}" if rewrites else "")
         out = args.out / "models" / name.split()[0] / label  # git-ignored
-        options = ExportOptions(size=(args.size, args.size), precision=precision, samples=args.samples,
-                                calibration_samples=args.calibration_samples,
-                                min_psnr_db=0.0 if precision == "int8" else None,
+        int8 = {"calibration_samples": args.calibration_samples, "min_psnr_db": 0.0} if precision == "int8" else {}
+        options = ExportOptions(size=(args.size, args.size), precision=precision, samples=args.samples, **int8,
                                 format_options={"rewrites": rewrites} if rewrites else {})  # fmt: skip
         console.print(f"{name}: exporting {label} …")
         if fmt in LITERT_FORMATS:

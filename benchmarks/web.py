@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
 def prepare(ref: str, size: int, out: Path) -> Path:
     """Export ``ref`` (seed 0) at ``size`` and build its site; the site folder."""
     torch.manual_seed(0)
-    name = f"{ref.replace(':', '_').replace('=', '')}_{size}"
+    name = f"{Path(ref).name.replace(':', '_').replace('=', '')}_{size}"  # a model directory: its folder name
     export_model(load_model(ref), "onnx", out / "onnx" / name, ExportOptions(size=(size, size)))
     return build_site(out / "onnx" / name / "model.onnx", out / "sites" / name).out
 

@@ -36,6 +36,7 @@ import torch
 
 from pocketgan.core.coverage import DelegationCoverage
 from pocketgan.core.errors import PocketganError
+from pocketgan.core.ncnn import configure_ncnn
 from pocketgan.core.optional import require
 from pocketgan.export.formats import merge_format_options
 from pocketgan.export.failures import first_line, reraise_as_user_error
@@ -176,7 +177,7 @@ def ncnn_runner(param: Path, *, fp16: bool) -> tuple[Runner | None, str]:
     import ncnn
 
     net = ncnn.Net()
-    configure(net.opt, fp16=fp16)
+    configure_ncnn(net.opt, fp16=fp16)
     if net.load_param(str(param)) != 0 or net.load_model(str(param.with_suffix(".bin"))) != 0:
         raise PocketganError(f"{param}: ncnn cannot load the converted model")
     (blob_in,), (blob_out,) = net.input_names(), net.output_names()
@@ -193,13 +194,3 @@ def ncnn_runner(param: Path, *, fp16: bool) -> tuple[Runner | None, str]:
         return np.stack(outputs)
 
     return run, ""
-
-
-def configure(opt: Any, *, fp16: bool) -> None:
-    """ncnn ``Option`` as the ``ncnn`` runtime backend sets it: fp16 storage/arithmetic/packing on for an fp16
-    artifact and off (bf16 too) for fp32; no Vulkan."""
-    for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed"):
-        setattr(opt, flag, fp16)
-    opt.use_bf16_storage = False
-    opt.use_vulkan_compute = False
-

@@ -23,6 +23,7 @@ import numpy as np
 
 from pocketgan.core.contract import IOSpec
 from pocketgan.core.errors import PocketganError, first_line
+from pocketgan.core.ncnn import configure_ncnn
 from pocketgan.core.optional import require
 from pocketgan.runtime.artifact_meta import describe_artifact, read_sidecar
 from pocketgan.runtime.placement import Placement, from_layers
@@ -92,7 +93,7 @@ def load_ncnn(
     described = describe_artifact(path, dict(sidecar.extra.get(SIDECAR_METADATA) or {}), sidecar)
     fp16 = described.precision == "fp16"
     net = ncnn.Net()
-    configure(net.opt, fp16=fp16, threads=threads)
+    configure_ncnn(net.opt, fp16=fp16, threads=threads)
     try:
         if net.load_param(str(path)) != 0 or net.load_model(str(path.with_suffix(".bin"))) != 0:
             raise PocketganError(f"{path}: ncnn cannot load the model (a layer type it lacks, or a truncated .bin)")
@@ -108,17 +109,6 @@ def load_ncnn(
         warnings=described.warnings, profile=described.profile, precision=described.precision,
     )  # fmt: skip
     return NcnnRunner(net, ncnn, blobs, info)
-
-
-def configure(opt: Any, *, fp16: bool, threads: int | None) -> None:
-    """ncnn ``Option``: fp16 storage, arithmetic and packing as the artifact's precision says; bf16 and
-    Vulkan off; ``threads`` if given."""
-    for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed"):
-        setattr(opt, flag, fp16)
-    opt.use_bf16_storage = False
-    opt.use_vulkan_compute = False
-    if threads:
-        opt.num_threads = int(threads)
 
 
 def resolve_path(artifact: str | os.PathLike[str]) -> Path:

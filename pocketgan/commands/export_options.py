@@ -81,7 +81,8 @@ DelegateOpt = Annotated[str, typer.Option(
 FormatOptionOpt = Annotated[list[str], typer.Option(
     "--option", metavar="KEY=VALUE", help="Builder option of the format (repeatable), e.g. tensorrt "
     "workspace_mb=2048, min_size=128, max_size=512, opt_batch=4; coreml minimum_target=iOS17, input_type=image, "
-    "rewrites=none; executorch rewrites=default|all|none|NAMES (e.g. instance-norm-decomposed,reflection-pad-kept).",
+    "rewrites=none; executorch, tflite, ncnn rewrites=default|all|none|NAMES (e.g. instance-norm-decomposed,"
+    "reflection-pad-kept); tflite layout=nchw|nhwc.",
 )]  # fmt: skip
 CheckOnlyOpt = Annotated[bool, typer.Option(
     "--check-only", help="--format tensorrt: check the ONNX graph against TensorRT 10.x here (ops, attributes, "

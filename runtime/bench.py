@@ -1,18 +1,25 @@
-"""The benchmark engine: timed warm-up, then interleaved timed iterations, then statistics.
+"""The benchmark engine: timed warm-up, then interleaved timed turns, then statistics.
 
-Several runners are measured *interleaved* (round robin, one iteration each in turn) so that
-frequency scaling, thermal throttling and background load hit all of them alike and their
-ratios stay fair. A run lasts at least ``iterations`` iterations per runner AND at least
-``duration_s`` seconds. Progress goes to a :data:`~pocketgan.core.progress.ProgressCallback`:
-a "warm-up" task, then a "timing" task in percent of the run (reported between iterations, never
-during one), then, untimed, a "placement" task: each runner's backend says which provider ran each
-part of the graph (:mod:`pocketgan.runtime.placement`; ``BenchSettings(placement=False)`` skips it).
+Several runners are measured *interleaved* so that frequency scaling, thermal throttling and
+background load hit all of them alike and their ratios stay fair, but not one iteration each in
+turn: a runtime's worker threads keep spinning for milliseconds after a call (onnxruntime's
+intra-op pool, OpenVINO's TBB arena, XNNPACK's pthreadpool), so a per-iteration round robin makes
+every runtime share the cores with the previous one's spinners. On 2 cores that inflated
+latencies up to 3× (``benchmarks/interleave.py``). Each runner instead gets **turns**: an idle
+``settle_ms`` pause (several runners only) so the previous runtime's threads go to sleep, one
+untimed lead-in iteration when an iteration is short against the turn, then timed iterations back
+to back for ``block_ms``: the steady state a real-time loop sees. Rounds of turns go on until every
+runner has at least ``iterations`` timed iterations AND ``duration_s`` seconds have passed.
+Progress goes to a :data:`~pocketgan.core.progress.ProgressCallback`: a "warm-up" task, then a
+"timing" task in percent of the run (reported between turns, never during one), then, untimed, a
+"placement" task: each runner's backend says which provider ran each part of the graph
+(:mod:`pocketgan.runtime.placement`; ``BenchSettings(placement=False)`` skips it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +51,8 @@ class BenchSettings:
     seed: int = 0
     placement: bool = True  # after timing: which provider ran each part of the graph
     power: bool = True  # energy over the timed loop (tegrastats on a Jetson, else RAPL), when the host has it
+    block_ms: float = 100.0  # one runner's turn: timed iterations back to back for this long (at least one)
+    settle_ms: float = 20.0  # idle before each turn when several runners interleave (their threads stop spinning)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -52,6 +61,8 @@ class BenchSettings:
             raise PocketganError(f"--iterations must be >= 1, got {self.iterations}")
         if self.duration_s < 0 or self.warmup_ms < 0:
             raise PocketganError("--duration and --warmup-ms must be >= 0")
+        if self.block_ms < 0 or self.settle_ms < 0:
+            raise PocketganError("--block-ms and --settle-ms must be >= 0")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise PocketganError(f"--size needs a positive height and width (H or HxW), got {self.size}")
 
@@ -81,6 +92,7 @@ class BenchResult:
     precision: str | None = None  # as the artifact says
     efficiency: Efficiency | None = None  # % of the compute limit, speedup ÷ MAC reduction (efficiency.annotate)
     power: dict[str, Any] = field(default_factory=lambda: no_power("not measured"))  # runtime.power record
+    lead_in_iterations: int = 0  # untimed calls opening its turns in an interleaved run (bench module doc)
 
     @property
     def throughput(self) -> float:
@@ -100,6 +112,7 @@ class BenchResult:
             "iterations": self.latency.count,
             "warmup_iterations": self.warmup_iterations,
             "warmup_ms": self.warmup_ms,
+            "lead_in_iterations": self.lead_in_iterations,
             "elapsed_s": self.elapsed_s,
             "latency_ms": self.latency.to_dict(),
             "throughput_ips": self.throughput,
@@ -133,6 +146,7 @@ class BenchResult:
             input_kind=record.get("input_kind", "image"), placement=placement, macs=record.get("macs"),
             precision=record.get("precision"), efficiency=Efficiency(**efficiency) if efficiency else None,
             power=record.get("power") or no_power("not recorded"),
+            lead_in_iterations=record.get("lead_in_iterations", 0),
         )  # fmt: skip
 
 
@@ -198,15 +212,18 @@ def benchmark(
         warmup_counts = _warm_up(runners, inputs, settings.warmup_ms)
     meter = open_meter() if settings.power else None
     with ProgressTask(progress, f"timing {what}", PERCENT) as task, measuring(meter) as energy:
-        samples, elapsed = _timed_rounds(runners, inputs, settings, task)
+        loop = _timed_rounds(inputs, settings, task)
+    samples, elapsed = loop.samples, loop.elapsed_s
     rss = peak_rss_mb()
     host = host_record()
     results = [
         _result(runner, batch, settings, warmups, elapsed, timed, rss, host)
         for runner, batch, warmups, timed in zip(runners, inputs, warmup_counts, samples, strict=True)
     ]
-    frames = [len(timed) * settings.batch for timed in samples]
-    for result, record in zip(results, energy.records(frames, [sum(timed) for timed in samples]), strict=True):
+    for result, lead_ins in zip(results, loop.lead_ins, strict=True):
+        result.lead_in_iterations = lead_ins
+    frames = [count * settings.batch for count in loop.calls()]
+    for result, record in zip(results, energy.records(frames, loop.busy_ms()), strict=True):
         result.power = record
     if settings.placement:
         with ProgressTask(progress, f"placement ({what})", len(runners)) as task:
@@ -238,25 +255,64 @@ def _warm_up(runners: Sequence[Runner], inputs: Sequence[BenchInput], warmup_ms:
             counts[i] += 1
 
 
-def _timed_rounds(
-    runners: Sequence[Runner],
-    inputs: Sequence[BenchInput],
-    settings: BenchSettings,
-    task: ProgressTask,
-) -> tuple[list[list[float]], float]:
-    """Round robin, one timed iteration per runner per round, until both minimums are met (reported to ``task``)."""
-    samples: list[list[float]] = [[] for _ in runners]
+@dataclass
+class TimedLoop:
+    """What the timed loop measured per runner: its timed samples (ms) and its untimed lead-in calls."""
+
+    samples: list[list[float]]
+    lead_in_ms: list[float]
+    lead_ins: list[int]
+    elapsed_s: float = 0.0
+
+    @classmethod
+    def empty(cls, runners: int) -> TimedLoop:
+        return cls([[] for _ in range(runners)], [0.0] * runners, [0] * runners)
+
+    def calls(self) -> list[int]:
+        """Every call each runner made in the loop, lead-ins included (what its energy share paid for)."""
+        return [len(timed) + extra for timed, extra in zip(self.samples, self.lead_ins, strict=True)]
+
+    def busy_ms(self) -> list[float]:
+        """Each runner's time inside its calls, lead-ins included."""
+        return [sum(timed) + extra for timed, extra in zip(self.samples, self.lead_in_ms, strict=True)]
+
+
+def _timed_rounds(inputs: Sequence[BenchInput], settings: BenchSettings, task: ProgressTask) -> TimedLoop:
+    """Rounds of turns (module doc) until both minimums are met, reported to ``task`` after every turn."""
+    loop = TimedLoop.empty(len(inputs))
     start = time.perf_counter()
     rounds = 0
+
+    def progress() -> float:
+        counts = min(len(timed) for timed in loop.samples) / settings.iterations
+        seconds = (time.perf_counter() - start) / settings.duration_s if settings.duration_s else 1.0
+        return min(counts, seconds)
+
     while True:
-        for i in range(len(runners)):
-            samples[i].append(inputs[i].time_once() / 1e6)
+        for i, batch in enumerate(inputs):
+            _turn(batch, i, loop, settings, several=len(inputs) > 1, done=lambda: progress() >= 1.0)
+            task.update(completed=min(progress(), 1.0) * PERCENT, status=f"{rounds + 1} round{'s' if rounds else ''}")
         rounds += 1
-        elapsed = time.perf_counter() - start
-        done = min(rounds / settings.iterations, elapsed / settings.duration_s if settings.duration_s else 1.0)
-        task.update(completed=min(done, 1.0) * PERCENT, status=f"{rounds} round{'s' if rounds > 1 else ''}")
-        if done >= 1.0:
-            return samples, elapsed
+        if progress() >= 1.0:
+            loop.elapsed_s = time.perf_counter() - start
+            return loop
+
+
+def _turn(batch: BenchInput, i: int, loop: TimedLoop, settings: BenchSettings, *, several: bool,
+          done: Callable[[], bool]) -> None:  # fmt: skip
+    """Runner ``i``'s turn: settle (several runners), a lead-in call when its last one was short against the
+    block, then timed calls back to back until ``block_ms`` has passed, or the whole run is done."""
+    timed = loop.samples[i]
+    if several and settings.settle_ms:
+        time.sleep(settings.settle_ms / 1e3)
+    if several and timed and timed[-1] < settings.block_ms / 4:
+        loop.lead_in_ms[i] += batch.time_once() / 1e6
+        loop.lead_ins[i] += 1
+    turn_end = time.perf_counter() + settings.block_ms / 1e3
+    while True:
+        timed.append(batch.time_once() / 1e6)
+        if time.perf_counter() >= turn_end or done():
+            return
 
 
 def _result(

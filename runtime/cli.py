@@ -45,6 +45,15 @@ SizeOpt = Annotated[
 WarmupOpt = Annotated[float, typer.Option("--warmup-ms", min=0, help="Untimed warm-up per artifact, in milliseconds.")]
 IterationsOpt = Annotated[int, typer.Option("--iterations", min=1, help="Timed iterations per artifact, at least.")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=0, help="Timed seconds, at least.")]
+BlockOpt = Annotated[
+    float,
+    typer.Option("--block-ms", min=0, help="One artifact's turn: timed iterations back to back for this long."),
+]
+SettleOpt = Annotated[
+    float,
+    typer.Option("--settle-ms", min=0, help="Idle pause before each turn when several artifacts interleave, so "
+                 "the previous runtime's worker threads stop spinning."),
+]
 OutOpt = Annotated[
     Optional[Path],
     typer.Option("--out", "-o", metavar="PATH", help="Write the results (raw samples included) as JSON to PATH."),
@@ -148,6 +157,8 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         warmup_ms: WarmupOpt = 500.0,
         iterations: IterationsOpt = 50,
         duration: DurationOpt = 5.0,
+        block_ms: BlockOpt = 100.0,
+        settle_ms: SettleOpt = 20.0,
         out: OutOpt = None,
         placement: PlacementOpt = True,
         baseline: BaselineOpt = None,
@@ -161,7 +172,7 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         insecure_host_key: InsecureHostKeyOpt = False,
         legacy_json: LegacyJsonOpt = None,
     ) -> None:
-        """Measure latency and throughput: warm up, then time iterations round robin across ARTIFACTs."""
+        """Measure latency and throughput: warm up, then time ARTIFACTs interleaved in turns of back-to-back iterations."""
         if remote is not None:  # the remote options are read from ctx
             from pocketgan.runtime.remote import run_remote_from_cli
 
@@ -171,7 +182,8 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         run_bench(loads, backends=backends, threads=threads, batch=batch,
                   size=parse_size(size) if size is not None else None, warmup_ms=warmup_ms, iterations=iterations,
                   duration=duration, json_path=out or legacy_json, placement=placement, baseline=baseline,
-                  compute_limit=compute_limit, power=power, lock_clocks=lock_clocks)  # fmt: skip
+                  compute_limit=compute_limit, power=power, lock_clocks=lock_clocks, block_ms=block_ms,
+                  settle_ms=settle_ms)  # fmt: skip
 
 
 def run_bench(
@@ -190,6 +202,8 @@ def run_bench(
     compute_limit: str = "cached",
     power: bool = True,
     lock_clocks: bool = False,
+    block_ms: float = 100.0,
+    settle_ms: float = 20.0,
 ) -> list["BenchResult"]:
     """Load every artifact (``backends[i]``, default ort), benchmark them interleaved, print a table, write JSON.
 
@@ -200,6 +214,7 @@ def run_bench(
     carries its MACs.
     ``power`` records energy per frame where the host can measure it (:mod:`pocketgan.runtime.power`);
     ``lock_clocks`` runs ``jetson_clocks`` around the whole run and restores the clocks after, even on error.
+    ``block_ms`` and ``settle_ms`` shape the interleaving (:mod:`pocketgan.runtime.bench`).
     """
     from pocketgan.runtime.bench import BenchSettings, benchmark
     from pocketgan.runtime.compute_limit import limit_if_needed
@@ -210,7 +225,7 @@ def run_bench(
     from pocketgan.runtime.report import print_results, write_results_json
 
     settings = BenchSettings(batch, tuple(size) if size else None, warmup_ms, iterations, duration, placement=placement,
-                             power=power)  # fmt: skip
+                             power=power, block_ms=block_ms, settle_ms=settle_ms)  # fmt: skip
     if json_path is not None and Path(json_path).is_dir():
         raise PocketganError(f"-o/--out {json_path} is a directory; give a file name")
     baseline = check_baseline(baseline, artifacts)

@@ -53,7 +53,8 @@ _ROWS: list[tuple[str, Callable[[BenchResult, float], str]]] = [
     ("placement", lambda r, _: r.placement.summary() if r.placement is not None else "n/a"),
     ("input", lambda r, _: "x".join(str(d) for d in r.input_shape) + (" z (random)" * (r.input_kind == "latent"))),
     ("threads", lambda r, _: str(r.threads) if r.threads else "default"),
-    ("iterations", lambda r, _: f"{r.latency.count} (+{r.warmup_iterations} warm-up)"),
+    ("iterations", lambda r, _: f"{r.latency.count} (+{r.warmup_iterations} warm-up"
+     + (f", {r.lead_in_iterations} lead-in)" if r.lead_in_iterations else ")")),
     *((f"{name} ms", _ms(f"{name}_ms")) for name in ("min", "mean", "p50", "p90", "p95", "p99", "max", "std")),
     ("CV", lambda r, _: f"[yellow]{r.latency.cv:.1%}[/]" if r.latency.noisy else f"{r.latency.cv:.1%}"),
     ("images/s", lambda r, _: f"{r.throughput:.1f}"),

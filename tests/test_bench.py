@@ -63,7 +63,8 @@ def test_the_engine_reports_warm_up_then_timing_in_percent(artifacts):
 
     events: list[ProgressEvent] = []
     (result,) = benchmark([runtime.load(artifacts.static, threads=1)],
-                          BenchSettings(warmup_ms=0, iterations=4, duration_s=0), progress=events.append)  # fmt: skip
+                          BenchSettings(warmup_ms=0, iterations=4, duration_s=0, block_ms=0),
+                          progress=events.append)  # fmt: skip  (block_ms=0: one iteration per turn)
     finished = ["warm-up (1 artifact)", "timing 1 artifact", "placement (1 artifact)"]
     assert [e.task for e in events if e.finished] == finished
     timing = [e for e in events if e.task == "timing 1 artifact"]
@@ -98,12 +99,12 @@ def test_bench_reports_stats_raw_samples_and_the_host(bench, artifacts, program)
         assert ("avx512_vnni" in flags) == ("AVX-512 VNNI" in host["isa"])
 
 
-def test_several_artifacts_run_interleaved_with_equal_counts(bench, artifacts, tmp_path):
+def test_several_artifacts_run_interleaved_in_one_timed_phase(bench, artifacts, tmp_path):
     run = bench("pocketgan-bench", artifacts.static, artifacts.dynamic, "--size", SIZE, *FAST)
     assert run.code == 0, run.err
     first, second = run.results
     assert (first["artifact"], second["artifact"]) == (str(artifacts.static), str(artifacts.dynamic))
-    assert first["iterations"] == second["iterations"] >= 5  # one iteration each per round
+    assert first["iterations"] >= 5 and second["iterations"] >= 5  # FAST's --iterations, each
     assert first["elapsed_s"] == second["elapsed_s"]  # the same timed phase
     assert "speed vs first" in run.out and "1.00x" in run.out
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # atomic write: no temp files left
@@ -142,7 +143,8 @@ def test_torch_and_ort_compared_in_one_interleaved_run(bench, artifacts, tmp_pat
     run = bench("pocketgan", *args, *FAST)
     assert run.code == 0, run.err
     assert [r["backend"] for r in run.results] == ["torch", "ort"]
-    assert run.results[0]["iterations"] == run.results[1]["iterations"]
+    assert min(r["iterations"] for r in run.results) >= 5  # FAST's --iterations, each
+    assert run.results[0]["elapsed_s"] == run.results[1]["elapsed_s"]  # one timed phase: interleaved
 
 
 def test_torch_backend_through_the_runtime_registry():

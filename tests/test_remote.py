@@ -138,8 +138,8 @@ def test_two_artifacts_benchmarked_interleaved_on_the_device(bench, artifacts, d
     assert run.code == 0, run.err
     first, again, bare = run.results
     assert (first["artifact"], again["artifact"]) == (str(artifacts.static), str(second))  # local names back
-    assert first["iterations"] == again["iterations"] == bare["iterations"] >= 5  # interleaved on the device
-    assert first["elapsed_s"] == again["elapsed_s"]
+    assert min(r["iterations"] for r in run.results) >= 5  # FAST's --iterations, each
+    assert first["elapsed_s"] == again["elapsed_s"] == bare["elapsed_s"]  # one timed phase on the device
     assert any(w.startswith(f"{artifacts.bare}: no embedded I/O spec and no sidecar") for w in bare["warnings"])
     assert first["threads"] == 1 and first["warmup_ms"] == 50  # the options were sent to the device
     assert first["efficiency"]["baseline"] == str(second)  # --baseline named the device's copy, then ours again

@@ -193,35 +193,68 @@ def test_host_info_and_peak_rss():
 
 
 class _Recording(Runner):
-    """Wraps a real runner and logs every call, to observe the engine's schedule."""
+    """Wraps a real runner and logs every call (name, start, end in seconds), to observe the engine's schedule."""
 
-    def __init__(self, inner: Runner, log: list[str]) -> None:
+    def __init__(self, inner: Runner, log: list[tuple[str, float, float]]) -> None:
         super().__init__(inner.info)
         self.inner, self.log = inner, log
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        self.log.append(self.name)
-        return self.inner.run(batch)
+        start = time.perf_counter()
+        out = self.inner.run(batch)
+        self.log.append((self.name, start, time.perf_counter()))
+        return out
 
 
-def test_engine_interleaves_artifacts_round_robin(artifacts):
-    log: list[str] = []
+def _turns(log: list[tuple[str, float, float]]) -> list[tuple[str, int, float, float]]:
+    """The log as turns: runs of consecutive calls by one runner (name, calls, first start, last end)."""
+    turns: list[tuple[str, int, float, float]] = []
+    for name, start, end in log:
+        if turns and turns[-1][0] == name:
+            turns[-1] = (name, turns[-1][1] + 1, turns[-1][2], end)
+        else:
+            turns.append((name, 1, start, end))
+    return turns
+
+
+def test_engine_interleaves_artifacts_in_settled_turns(artifacts):
+    log: list[tuple[str, float, float]] = []
     runners = [_Recording(runtime.load(p, threads=1), log) for p in (artifacts.static, artifacts.dynamic)]
-    settings = BenchSettings(size=(SIZE, SIZE), warmup_ms=20, iterations=6, duration_s=0.05)
+    settings = BenchSettings(size=(SIZE, SIZE), warmup_ms=20, iterations=6, duration_s=0.25, block_ms=30,
+                             settle_ms=8, placement=False)  # fmt: skip
     results = benchmark(runners, settings)
     warmup = sum(r.warmup_iterations for r in results)
-    timed = log[warmup:]
+    turns = _turns(log[warmup:])
     names = [r.name for r in runners]
-    assert timed == names * (len(timed) // 2)  # strictly alternating, equal counts
+    assert [t[0] for t in turns] == names * (len(turns) // 2) and len(turns) >= 4  # whole rounds, in order
+    for before, after in zip(turns, turns[1:]):
+        assert after[2] - before[3] >= 0.008  # the settle pause: the previous runtime's threads go to sleep
+    for name, calls, start, end in turns[:-2]:  # the last round may end early: the run is done
+        assert end - start >= 0.03 and calls >= 2  # back to back for block_ms
+    for result in results:
+        mine = [t for t in turns if t[0] == result.artifact]
+        assert 1 <= result.lead_in_iterations <= len(mine) - 1  # untimed: at most one per turn, none in the first
+        assert result.latency.count == sum(t[1] for t in mine) - result.lead_in_iterations >= 6
+        assert result.elapsed_s >= 0.25
     assert [r.artifact for r in results] == names
-    assert results[0].latency.count == results[1].latency.count >= 6
-    assert all(r.warmup_iterations >= 1 and r.elapsed_s >= 0.05 for r in results)
+
+
+def test_one_artifact_runs_without_pauses_or_lead_ins(artifacts):
+    log: list[tuple[str, float, float]] = []
+    runner = _Recording(runtime.load(artifacts.static, threads=1), log)
+    settings = BenchSettings(size=(SIZE, SIZE), warmup_ms=0, iterations=1, duration_s=0.1, block_ms=10,
+                             settle_ms=50, placement=False)  # fmt: skip
+    (result,) = benchmark([runner], settings)
+    timed = log[result.warmup_iterations:]
+    assert result.latency.count == len(timed) > 10 and result.lead_in_iterations == 0
+    assert max(b[1] - a[2] for a, b in zip(timed, timed[1:])) < 0.05  # never the 50 ms settle
 
 
 def test_engine_stops_on_the_later_of_iterations_and_duration(artifacts):
     runner = runtime.load(artifacts.static, threads=1)
     events: list = []  # ProgressEvents: one per timed round ("1 round", "2 rounds", ...) between start and end
-    by_count = benchmark([runner], BenchSettings(warmup_ms=0, iterations=7, duration_s=0), events.append)[0]
+    by_count = benchmark([runner], BenchSettings(warmup_ms=0, iterations=7, duration_s=0, block_ms=0),
+                         events.append)[0]  # fmt: skip  (block_ms=0: a turn is one iteration)
     fractions = [e.completed / e.total for e in events if e.task.startswith("timing") and e.status and not e.finished]
     assert by_count.latency.count == 7 and by_count.warmup_iterations == 1
     assert len(fractions) == 7 and fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -258,6 +291,8 @@ def test_settings_are_validated():
     for kwargs in ({"batch": 0}, {"iterations": 0}, {"duration_s": -1}, {"size": (0, 32)}):
         with pytest.raises(PocketganError):
             BenchSettings(**kwargs)
+    with pytest.raises(PocketganError, match="--block-ms and --settle-ms"):
+        BenchSettings(settle_ms=-1)
 
 
 def test_lazy_public_api():

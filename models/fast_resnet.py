@@ -20,11 +20,12 @@ ablation switches them one at a time; the defaults are what the measurements kep
   one fused kernel in onnxruntime, OpenVINO, XNNPACK and ncnn); widths are ``ngf`` multiples (16, 64
   at the default ``ngf`` 16: whole AVX2/AVX-512 and NEON vectors).
 
-Measured (README, "fast-resnet"; 256×256, 2 threads, a loaded 2-core EPYC): 657 M fvcore MACs against
-mobile-resnet's 1.01 G, about 3× faster than it on onnxruntime (35.6 vs 115.9 ms) and 2.65× faster than
-its fastest backend (OpenVINO, 94.3 ms); distilled with OMGD on the built-in recipe it scores 21.5 dB /
-FID 30.8 against mobile-resnet's 15.7 dB / FID 77.5. The whole graph runs inside one delegate
-(ExecuTorch/LiteRT XNNPACK, ncnn).
+Measured (README, "fast-resnet"; 256×256, 2 threads, a quiet 2-core EPYC, all timed in one interleaved
+run): 657 M fvcore MACs against mobile-resnet's 1.01 G, 4.2× faster than it on onnxruntime (6.0 vs 25.1
+ms) and 2.8× on OpenVINO (3.6 vs 10.2 ms); distilled with OMGD on the built-in recipe it scores
+21.4 dB / FID 29.7 against mobile-resnet's 16.2 dB / FID 72.5. ``block=dense,n_blocks=2`` (900 M MACs,
+same quality) runs at the host's compute limit: its dense 3×3 convs use each MAC as well as the
+teacher's. The whole graph runs inside one delegate (ExecuTorch/LiteRT XNNPACK, ncnn).
 
 Widths: the trunk is ``4·ngf`` wide, every block's inner conv can be pruned (``widths``), the stem's
 last conv sets the trunk width (the residual adds tie the rest to it). The layers a pixel shuffle

@@ -230,7 +230,7 @@ def test_engine_interleaves_artifacts_in_settled_turns(artifacts):
     for before, after in zip(turns, turns[1:]):
         assert after[2] - before[3] >= 0.008  # the settle pause: the previous runtime's threads go to sleep
     for name, calls, start, end in turns[:-2]:  # the last round may end early: the run is done
-        assert end - start >= 0.03 and calls >= 2  # back to back for block_ms
+        assert end - start >= 0.028 and calls >= 2  # back to back for block_ms (the engine's clock reads last)
     for result in results:
         mine = [t for t in turns if t[0] == result.artifact]
         assert 1 <= result.lead_in_iterations <= len(mine) - 1  # untimed: at most one per turn, none in the first

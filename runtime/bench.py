@@ -5,10 +5,10 @@ background load hit all of them alike and their ratios stay fair, but not one it
 turn: a runtime's worker threads keep spinning for milliseconds after a call (onnxruntime's
 intra-op pool, OpenVINO's TBB arena, XNNPACK's pthreadpool), so a per-iteration round robin makes
 every runtime share the cores with the previous one's spinners. On 2 cores that inflated
-latencies up to 3× (``benchmarks/interleave.py``). Each runner instead gets **turns**: an idle
-``settle_ms`` pause (several runners only) so the previous runtime's threads go to sleep, one
-untimed lead-in iteration when an iteration is short against the turn, then timed iterations back
-to back for ``block_ms``: the steady state a real-time loop sees. Rounds of turns go on until every
+OpenVINO's student latencies about 2× (``benchmarks/interleave.py``). Each runner instead gets
+**turns**: an idle ``settle_ms`` pause (several runners only) so the previous runtime's threads go
+to sleep, one untimed lead-in iteration when an iteration is short against the turn, then timed
+iterations back to back for ``block_ms``: the steady state a real-time loop sees. Rounds of turns go on until every
 runner has at least ``iterations`` timed iterations AND ``duration_s`` seconds have passed.
 Progress goes to a :data:`~pocketgan.core.progress.ProgressCallback`: a "warm-up" task, then a
 "timing" task in percent of the run (reported between turns, never during one), then, untimed, a
@@ -266,6 +266,7 @@ class TimedLoop:
 
     @classmethod
     def empty(cls, runners: int) -> TimedLoop:
+        """Nothing measured yet, for ``runners`` runners."""
         return cls([[] for _ in range(runners)], [0.0] * runners, [0] * runners)
 
     def calls(self) -> list[int]:

@@ -172,7 +172,7 @@ def add_bench_command(app: typer.Typer, name: str | None = "bench", backends: Se
         insecure_host_key: InsecureHostKeyOpt = False,
         legacy_json: LegacyJsonOpt = None,
     ) -> None:
-        """Measure latency and throughput: warm up, then time ARTIFACTs interleaved in turns of back-to-back iterations."""
+        """Measure latency and throughput: warm up, then time ARTIFACTs interleaved in turns of back-to-back runs."""
         if remote is not None:  # the remote options are read from ctx
             from pocketgan.runtime.remote import run_remote_from_cli
 

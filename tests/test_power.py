@@ -151,6 +151,10 @@ def test_bench_json_carries_rapl_energy_or_why_not(bench, artifacts, tmp_path, m
     power = result["power"]  # the fake counter never moves: 0 mJ, measured from the fake tree
     assert (power["source"], power["total"], power["energy_per_frame_mj"]) == ("rapl", ["package-0"], 0.0)
     assert power["frames"] == result["iterations"] and "energy/frame mJ" in run.out
+    run = bench("pocketgan-bench", artifacts.static, artifacts.static, *FAST, "--block-ms", "40", "--duration", "0.4")
+    for result in run.results:  # interleaved: each turn after the first opens with an untimed lead-in call
+        assert result["lead_in_iterations"] >= 1
+        assert result["power"]["frames"] == result["iterations"] + result["lead_in_iterations"]
     monkeypatch.setattr("pocketgan.runtime.power.rapl.POWERCAP", tmp_path / "absent")
     run = bench("pocketgan-bench", artifacts.static, *FAST)
     (result,) = run.results

@@ -3,8 +3,10 @@
 A power source measures one window, the timed loop, as an :class:`EnergyReading`: energy (mJ) and
 average power (mW) per domain (a Jetson rail, a RAPL zone) and which domain is the total. Energy per
 frame is that total energy ÷ frames. When several artifacts run interleaved in one loop, they share its
-energy in proportion to the time each spent in its timed calls (their average power is taken as alike,
-which the interleaving makes as fair as it can be); ``share`` in the record says how much was theirs.
+energy in proportion to the time each spent in its calls, the untimed lead-in call of each turn included
+(their average power is taken as alike, which the interleaving makes as fair as it can be); ``share`` in
+the record says how much was theirs. The idle settle pauses between turns are inside the window too, so
+with several artifacts energy per frame is an upper bound; a single artifact runs without pauses.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def no_power(reason: str) -> dict[str, Any]:
 def power_records(reading: EnergyReading, frames: Sequence[int], busy_ms: Sequence[float]) -> list[dict[str, Any]]:
     """One ``power`` record per interleaved artifact: its time share of the loop's energy ÷ its frames.
 
-    ``frames[i]`` is how many images artifact ``i`` made in the loop (iterations × batch) and
-    ``busy_ms[i]`` the sum of its timed calls.
+    ``frames[i]`` is how many images artifact ``i`` made in the loop (its calls × batch, lead-ins included)
+    and ``busy_ms[i]`` the time inside those calls.
     """
     busy_total = sum(busy_ms)
     records = []

@@ -22,16 +22,14 @@ from typing import Any
 
 import torch
 
-from pocketgan import __version__
 from pocketgan.console import console, format_count
 from pocketgan.export.api import export_model
 from pocketgan.export.job import ExportOptions
-from pocketgan.core.fsio import write_json_atomic
 from pocketgan.models import load_model, save_model
 from pocketgan.models.profile import profile_model
 from pocketgan.models.prune import prune_model
 from pocketgan.runtime import benchmark, load
-from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+from latency_args import MAC_COUNTER, bench_settings, latency_parser, write_record  # benchmarks/latency_args.py (beside this script)
 
 MODELS: list[tuple[str, str, float | None]] = [
     ("teacher resnet9 ngf64", "resnet9:ngf=64", None),
@@ -98,19 +96,8 @@ def main() -> None:
                             "cv": stats.cv, "fps": result.throughput, "providers": result.providers}  # fmt: skip
 
     print_table(rows, args)
-    payload = {
-        "benchmark": "deploy",
-        "pocketgan_version": __version__,
-        "input_shape": [1, 3, args.size, args.size],
-        "threads": args.threads,
-        "mac_counter": "fvcore (1 fused multiply-add = 1 MAC; ConvTranspose over input positions)",
-        "host": {**results[0].host, **results[0].versions, "machine": platform.machine()},
-        "seconds": round(time.perf_counter() - started, 1),
-        "models": rows,
-        "raw": [r.to_dict() for r in results],
-    }
-    path = write_json_atomic(args.out / "deploy.json", payload)
-    console.print(f"wrote {path}")
+    write_record("deploy", args, started, {**results[0].host, **results[0].versions, "machine": platform.machine()},
+                 mac_counter=MAC_COUNTER, models=rows, raw=[r.to_dict() for r in results])  # fmt: skip
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:

@@ -29,15 +29,13 @@ from typing import Any
 
 import torch
 
-from pocketgan import __version__
 from pocketgan.console import console, format_count
-from pocketgan.core.fsio import write_json_atomic
 from pocketgan.export.api import export_model
 from pocketgan.export.job import ExportOptions
 from pocketgan.models import load_model
 from pocketgan.models.profile import profile_model
 from pocketgan.runtime import benchmark, load
-from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+from latency_args import MAC_COUNTER, bench_settings, latency_parser, write_record  # benchmarks/latency_args.py (beside this script)
 
 TEACHER = ("teacher", "resnet9:ngf=64", "the pix2pix teacher (speedup ÷ MAC reduction against it)")
 MOBILE = "fast-resnet:stem=conv,upsample=deconv,norm=instance,block=separable,n_blocks=9"
@@ -174,18 +172,7 @@ def main() -> None:
     add_ratios(rows, args.backends)
     quality = measure_quality(args.quality, args) if args.quality else {}
     print_table(rows, args, quality)
-    payload = {
-        "benchmark": "fast_student",
-        "pocketgan_version": __version__,
-        "input_shape": [1, 3, args.size, args.size],
-        "threads": args.threads,
-        "mac_counter": "fvcore (1 fused multiply-add = 1 MAC; ConvTranspose over input positions)",
-        "host": host,
-        "seconds": round(time.perf_counter() - started, 1),
-        "steps": rows,
-        "quality": quality,
-    }
-    console.print(f"wrote {write_json_atomic(args.out / 'fast_student.json', payload)}")
+    write_record("fast_student", args, started, host, mac_counter=MAC_COUNTER, steps=rows, quality=quality)
 
 
 if __name__ == "__main__":

@@ -32,15 +32,13 @@ from typing import Any
 
 import torch
 
-from pocketgan import __version__
 from pocketgan.console import console
-from pocketgan.core.fsio import write_json_atomic
 from pocketgan.export.api import export_model
 from pocketgan.export.job import ExportOptions
 from pocketgan.models import load_model
 from pocketgan.runtime import benchmark, load
 from pocketgan.runtime.bench import BenchSettings
-from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+from latency_args import bench_settings, latency_parser, write_record  # benchmarks/latency_args.py (beside this script)
 
 MODELS = "resnet9:ngf=64,mobile-resnet:ngf=16,fast-resnet"
 BACKENDS = ("ort", "openvino")
@@ -108,12 +106,7 @@ def main() -> None:
     title = (f"interleaving: {args.size}×{args.size}, batch 1, {args.threads} threads, {host.get('cpu')} "
              f"({host.get('isa')})")  # fmt: skip
     print_table(rows, title)
-    payload = {
-        "benchmark": "interleave", "pocketgan_version": __version__, "input_shape": [1, 3, args.size, args.size],
-        "threads": args.threads, "settings": dataclasses.asdict(settings), "host": host,
-        "seconds": round(time.perf_counter() - started, 1), "rows": rows,
-    }  # fmt: skip
-    console.print(f"wrote {write_json_atomic(args.out / 'interleave.json', payload)}")
+    write_record("interleave", args, started, host, settings=dataclasses.asdict(settings), rows=rows)
 
 
 if __name__ == "__main__":

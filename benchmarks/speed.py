@@ -36,10 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketgan import __version__
 from pocketgan.console import console
 from pocketgan.core.errors import PocketganError
-from pocketgan.core.fsio import write_json_atomic
 from pocketgan.core.hostinfo import host_isa
 from pocketgan.export.api import export_model
 from pocketgan.export.formats import FORMATS
@@ -50,7 +48,7 @@ from pocketgan.runtime import benchmark, load
 from pocketgan.runtime.compute_limit import host_compute_limit
 from pocketgan.runtime.efficiency import annotate
 from pocketgan.runtime.registry import backends_for
-from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+from latency_args import bench_settings, latency_parser, write_record  # benchmarks/latency_args.py (beside this script)
 
 TEACHER = "teacher"
 MODELS = {TEACHER: "resnet9:ngf=64", "mobile-resnet ngf16": "mobile-resnet:ngf=16", "fast-resnet": "fast-resnet"}
@@ -204,14 +202,9 @@ def main() -> None:
     print_table(rows, args, limit.to_dict())
     for line in [*fastest(rows), *notes]:
         console.print(line, soft_wrap=True, markup=False)
-    payload = {
-        "benchmark": "speed", "pocketgan_version": __version__, "input_shape": [1, 3, args.size, args.size],
-        "threads": args.threads, "isa": host_isa().label, "emulated_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
-        "host": results[0].host, "compute_limit": limit.to_dict(), "models": models,
-        "seconds": round(time.perf_counter() - started, 1), "rows": rows, "fastest": fastest(rows), "notes": notes,
-        "raw": [r.to_dict() for r in results],
-    }  # fmt: skip
-    console.print(f"wrote {write_json_atomic(args.out / 'speed.json', payload)}")
+    write_record("speed", args, started, results[0].host, isa=host_isa().label,
+                 emulated_isa=os.environ.get("ONEDNN_MAX_CPU_ISA"), compute_limit=limit.to_dict(), models=models,
+                 rows=rows, fastest=fastest(rows), notes=notes, raw=[r.to_dict() for r in results])  # fmt: skip
 
 
 def fastest(rows: list[dict[str, Any]]) -> list[str]:

@@ -31,17 +31,16 @@ from typing import Any
 
 import torch
 
-from pocketgan import __version__
 from pocketgan.console import console
 from pocketgan.core.coverage import coverage_of
-from pocketgan.core.fsio import read_json, write_json_atomic
+from pocketgan.core.fsio import read_json
 from pocketgan.core.hostinfo import host_isa
 from pocketgan.export.api import export_model
 from pocketgan.export.formats import format_spec
 from pocketgan.export.job import ExportOptions
 from pocketgan.models import load_model
 from pocketgan.runtime import benchmark, load
-from latency_args import bench_settings, latency_parser  # benchmarks/latency_args.py (beside this script)
+from latency_args import bench_settings, latency_parser, write_record  # benchmarks/latency_args.py (beside this script)
 
 MODELS = [("teacher resnet9 ngf64", "resnet9:ngf=64"), ("student mobile-resnet ngf16", "mobile-resnet:ngf=16")]
 #: (format, precision, rewrites) in the table's order; rewrites None: the format's default set.
@@ -135,13 +134,8 @@ def main() -> None:
     print_table(rows, args)
     for line in fastest(rows):
         console.print(line)
-    payload = {
-        "benchmark": "targets", "pocketgan_version": __version__, "input_shape": [1, 3, args.size, args.size],
-        "threads": args.threads, "host": {**results[0].host, "isa": host_isa().label},
-        "seconds": round(time.perf_counter() - started, 1), "artifacts": rows, "fastest": fastest(rows),
-        "raw": [r.to_dict() for r in results],
-    }  # fmt: skip
-    console.print(f"wrote {write_json_atomic(args.out / 'targets.json', payload)}")
+    write_record("targets", args, started, {**results[0].host, "isa": host_isa().label}, artifacts=rows,
+                 fastest=fastest(rows), raw=[r.to_dict() for r in results])  # fmt: skip
 
 
 def fastest(rows: list[dict[str, Any]]) -> list[str]:
